@@ -1,0 +1,56 @@
+# crossmodal: two commands do everything.
+#   make reproduce   install what is missing, render the studio data, run every section notebook, write the report
+#   make test        install what is missing, then nbdev_test (tiny profile) and pytest
+# Each step is idempotent: a second run skips what is already there.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= studio
+ARGS ?=
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TF_USE_LEGACY_KERAS := 1
+export MPLBACKEND := Agg
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.PHONY: reproduce test install assets system-packages npm-packages clean-venv
+
+reproduce: install
+	$(BIN)/crossmodal reproduce --profile $(PROFILE) $(ARGS)
+
+test: install
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/python -m pytest -q tests
+
+install: $(VENV)/.installed assets
+
+# The virtual environment and the package (editable, with the dev extra).
+$(VENV)/.installed: setup.py settings.ini
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+assets: system-packages npm-packages
+
+# Debian packages listed in assets/apt.txt: installed only when one is missing.
+system-packages:
+	@missing=$$(grep -v '^\s*#' assets/apt.txt | xargs -r -n1 sh -c 'dpkg-query -W -f="\$${Status}\n" "$$0" 2>/dev/null | grep -q "ok installed" || echo "$$0"'); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# npm pictogram sets, pinned in assets/package.json and assets/package-lock.json.
+npm-packages: assets/node_modules/.package-lock.json
+
+assets/node_modules/.package-lock.json: assets/package.json assets/package-lock.json
+	cd assets && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+clean-venv:
+	rm -rf $(VENV)

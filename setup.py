@@ -1,0 +1,40 @@
+"""Package set-up for crossmodal; every value comes from settings.ini (nbdev 2 classic layout)."""
+from configparser import ConfigParser
+from pathlib import Path
+import setuptools
+
+cfg = ConfigParser(delimiters=['='])
+cfg.read(Path(__file__).parent / 'settings.ini', encoding='utf-8')
+cfg = cfg['DEFAULT']
+
+def _reqs(key):
+    "Space-separated requirement list under `key` in settings.ini."
+    return cfg.get(key, '').split()
+
+paper_requirements = [
+    'tensorflow-cpu==2.21.*', 'tf-keras==2.21.*', 'mirdata', 'transformers', 'torchlibrosa',
+    'h5py', 'ftfy', 'braceexpand', 'webdataset', 'wget', 'progressbar',
+]
+
+setuptools.setup(
+    name=cfg['lib_name'],
+    version=cfg['version'],
+    description=cfg['description'],
+    long_description=(Path(__file__).parent / 'README.md').read_text(encoding='utf-8')
+        if (Path(__file__).parent / 'README.md').exists() else cfg['description'],
+    long_description_content_type='text/markdown',
+    author=cfg['author'],
+    author_email=cfg['author_email'],
+    license='Apache-2.0',
+    keywords=cfg['keywords'].split(),
+    python_requires='>=' + cfg['min_python'],
+    packages=setuptools.find_packages(include=['crossmodal', 'crossmodal.*']),
+    include_package_data=True,
+    install_requires=_reqs('requirements'),
+    extras_require={'dev': _reqs('dev_requirements'), 'paper': paper_requirements},
+    entry_points={
+        'console_scripts': cfg.get('console_scripts', '').split(),
+        'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"],
+    },
+    zip_safe=False,
+)
