@@ -36,5 +36,9 @@ setuptools.setup(
         'console_scripts': cfg.get('console_scripts', '').split(),
         'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"],
     },
+    classifiers=['Programming Language :: Python :: 3', 'Intended Audience :: Science/Research',
+                 'License :: OSI Approved :: Apache Software License', 'Topic :: Multimedia :: Sound/Audio :: Analysis'],
+    url=cfg['git_url'],
+    project_urls={'Documentation': cfg['doc_host']},
     zip_safe=False,
 )
