@@ -15,7 +15,7 @@ export TF_USE_LEGACY_KERAS := 1
 export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: reproduce test install assets system-packages npm-packages clean-venv
+.PHONY: reproduce test install install-paper assets system-packages npm-packages clean-venv
 
 reproduce: install
 	$(BIN)/crossmodal reproduce --profile $(PROFILE) $(ARGS)
@@ -31,8 +31,15 @@ $(VENV)/.installed: setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# musicnn (weights of the four checkpoints) and laion-clap pin ancient numpy in their metadata: no deps
+	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0 laion-clap==1.1.7
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
+
+# The paper profile's extra packages (OpenL3, VGGish, YAMNet, ResNet50, VGG16, LAION-CLAP; TensorFlow for VGGish's
+# original checkpoint). Not needed offline; weights are never downloaded by the package.
+install-paper: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,paper]"
 
 assets: system-packages npm-packages
 

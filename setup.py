@@ -11,10 +11,10 @@ def _reqs(key):
     "Space-separated requirement list under `key` in settings.ini."
     return cfg.get(key, '').split()
 
-paper_requirements = [
-    'tensorflow-cpu==2.21.*', 'tf-keras==2.21.*', 'mirdata', 'transformers', 'torchlibrosa',
-    'h5py', 'ftfy', 'braceexpand', 'webdataset', 'wget', 'progressbar',
-]
+# Paper-scale models: keras 3 runs OpenL3/VGGish/YAMNet/ResNet50/VGG16 on the torch backend; laion-clap itself is
+# installed with --no-deps by `make install-paper` (its metadata would downgrade numpy and pull in wandb).
+# tensorflow-cpu is only needed to read VGGish's original TF-1 checkpoint.
+paper_requirements = ['keras>=3', 'h5py', 'transformers', 'torchlibrosa', 'ftfy', 'av', 'tensorflow-cpu==2.21.*']
 
 setuptools.setup(
     name=cfg['lib_name'],

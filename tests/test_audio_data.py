@@ -1,0 +1,162 @@
+"End-to-end checks of the studio audio renderer (crossmodal.data.audio) on small renders."
+import hashlib, json, os
+from pathlib import Path
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('MPLBACKEND', 'Agg')
+os.environ.setdefault('CROSSMODAL_QUIET', '1')
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+from crossmodal.core import get_profile
+import crossmodal.data.audio as audio
+from crossmodal.data.audio import (render_studio_audio, plan_audio, load_audio, find_soundfont, instrument_spec,
+                                   tinysol_metadata, read_manifest, MANIFEST_COLUMNS, STUDIO_CLASSES, TINYSOL_INSTRUMENTS)
+
+SMALL = get_profile('tiny', pitches_per_instrument=3, phrases_per_instrument=1, max_items=None)
+SOME = ['violin', 'drums', 'cymbals', 'voice', 'Cb', 'Fl']
+
+
+def digests(manifest):
+    root = Path(manifest.attrs['root'])
+    return {p: hashlib.sha256((root / p).read_bytes()).hexdigest() for p in manifest.path}
+
+
+@pytest.fixture(scope='module')
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp('studio')
+    return render_studio_audio(SMALL, 0, SOME, root=root, n_jobs=1, verbose=False)
+
+
+def test_manifest_shape(small):
+    assert list(small.columns) == MANIFEST_COLUMNS
+    assert small.id.is_unique and small.path.is_unique
+    assert set(small.modality) == {'audio'}
+    assert set(small.kind) == {'note', 'phrase'}
+    assert set(small.dataset) == {'studio', 'tinysol-like'}
+    assert set(small.label) == {'violin', 'drums', 'cymbals', 'voice', 'Contrabass', 'Flute'}
+    assert (small.ontology_ids.str.startswith('/m/')).all()
+    assert set(small[small.label == 'violin'].ontology_ids) == {'/m/07y_7'}
+    assert set(small[small.label == 'voice'].program) == {52, 53}
+    drums = small[small.instrument.isin(['drums', 'cymbals'])]
+    assert set(drums.channel) == {9} and set(drums.bank) == {128}
+    assert set(drums[drums.instrument == 'cymbals'].pitch) <= set(audio.CYMBAL_KEYS)
+    assert not any(Path(p).is_absolute() for p in small.path)
+
+
+def test_every_clip_loads_at_profile_rate(small):
+    root = Path(small.attrs['root'])
+    for p in small.path:
+        y, sr = load_audio(root / p)
+        assert sr == SMALL.audio_sample_rate and len(y) == int(SMALL.clip_seconds * sr)
+        assert y.dtype == np.float32 and np.abs(y).max() > audio.SILENCE_PEAK
+
+
+def test_splits_are_grouped(small):
+    assert set(small[small.source == 'TimGM6mb'].split) == {'test'}
+    assert set(small[small.source != 'TimGM6mb'].split) <= {'train', 'valid'}
+    within = small[small.split != 'test']
+    assert within.groupby('group').split.nunique().max() == 1  # a pitch never straddles train and valid
+    assert {'train', 'valid'} <= set(within.split)
+
+
+def test_silent_notes_are_skipped_and_counted(small):
+    summary = small.attrs['summary']
+    assert summary['silent_skipped'] >= 1  # FluidR3's contrabass has no sample near the top of its range
+    assert all(i.startswith('tinysol-like/Cb-') and 'FluidR3_GM' in i for i in summary['skipped_ids'])
+    assert summary['planned'] == summary['rendered'] + summary['silent_skipped'] + summary['missing_preset_skipped']
+    assert summary['rendered'] == len(small)
+
+
+def test_deterministic_across_processes_and_cached(small, tmp_path):
+    again = render_studio_audio(SMALL, 0, SOME, root=tmp_path, n_jobs=2, verbose=False)
+    pd.testing.assert_frame_equal(again, small)
+    assert digests(again) == digests(small)
+    cached = render_studio_audio(SMALL, 0, SOME, root=tmp_path, verbose=False)
+    assert cached.attrs['summary']['cached']
+    pd.testing.assert_frame_equal(cached, small)
+    other_seed = render_studio_audio(SMALL, 1, ['violin'], root=tmp_path, verbose=False)
+    assert set(other_seed.pitch) != set(small[small.instrument == 'violin'].pitch)  # another seed, other pitches
+
+
+def test_interrupted_render_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(audio, '_render_soundfont', failing)
+    with pytest.raises(KeyboardInterrupt):
+        render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    assert calls and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    manifest = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    assert not manifest.attrs['summary']['cached'] and len(manifest) > 0
+
+
+def test_unfinished_folder_is_not_read(tmp_path):
+    (tmp_path / 'x').mkdir()
+    with pytest.raises(FileNotFoundError, match='not a finished render'):
+        read_manifest(tmp_path / 'x')
+
+
+def test_missing_soundfont_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setenv('CROSSMODAL_SOUNDFONT_DIRS', str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='apt-get install fluid-soundfont-gm'):
+        find_soundfont('FluidR3_GM')
+    with pytest.raises(FileNotFoundError, match='musescore-general-soundfont'):
+        render_studio_audio(get_profile('tiny', soundfonts=('MuseScore_General',)), 0, ['violin'], root=tmp_path)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match='violin, voice, drums'):
+        instrument_spec('theremin')
+    with pytest.raises(ValueError, match='no ukulele program'):
+        plan_audio('tiny', 0, ['ukulele'])
+    with pytest.raises(ValueError, match='known: FluidR3_GM'):
+        plan_audio(get_profile('tiny', soundfonts=('Nope',)), 0, ['violin'])
+
+
+def test_bad_audio_files(tmp_path):
+    (tmp_path / 'corrupt.wav').write_bytes(b'RIFF....WAVEfmt garbage')
+    with pytest.raises(ValueError, match='corrupt.wav'):
+        load_audio(tmp_path / 'corrupt.wav')
+    (tmp_path / 'zero.wav').write_bytes(b'')
+    with pytest.raises(ValueError, match='zero.wav'):
+        load_audio(tmp_path / 'zero.wav')
+    soundfile.write(tmp_path / 'silent.wav', np.zeros(1600, np.float32), 16000)
+    with pytest.raises(ValueError, match='silent'):
+        load_audio(tmp_path / 'silent.wav')
+
+
+def test_resampling(small):
+    y, sr = load_audio(Path(small.attrs['root']) / small.path[0], sr=22050)
+    assert sr == 22050 and len(y) == int(SMALL.clip_seconds * 22050) and y.dtype == np.float32
+
+
+def test_tinysol_metadata(small):
+    meta = tinysol_metadata(small)
+    assert list(meta.columns[:5]) == ['Path', 'Fold', 'Family', 'Instrument (abbr.)', 'Instrument (in full)']
+    assert set(meta['Instrument (abbr.)']) == {'Cb', 'Fl'}
+    assert set(meta['Dynamics']) == {'mf'} and meta['Fold'].between(0, 4).all()
+    row = meta.iloc[0]
+    assert row.Path.startswith(f"Strings/Contrabass/ordinario/Cb-ord-{row.Pitch}-mf")
+
+
+def test_full_plans_sizes():
+    studio = plan_audio('studio', 0)
+    P = get_profile('studio')
+    per_instrument = P.pitches_per_instrument * len(P.velocities) + P.phrases_per_instrument
+    assert len(studio) == (len(STUDIO_CLASSES) + len(TINYSOL_INSTRUMENTS)) * len(P.soundfonts) * per_instrument
+    assert len(plan_audio('tiny', 0)) <= get_profile('tiny').max_items
+
+
+def test_stale_temporary_folders_are_removed(tmp_path):
+    folder = audio.audio_folder(SMALL, 0, ['violin'], root=tmp_path)
+    stale = folder.with_name(f'.{folder.name}.part-999999999')
+    stale.mkdir(parents=True)
+    (stale / 'half.wav').write_bytes(b'')
+    manifest = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    assert not stale.exists() and Path(manifest.attrs['root']) == folder
