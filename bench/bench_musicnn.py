@@ -1,0 +1,156 @@
+"""Benchmark (not a test): crossmodal's PyTorch musicnn vs the original `musicnn` package's `extractor()`.
+
+On the first 200 clips of the studio audio (`render_studio_audio('studio', 0)`), same machine, same run:
+* this package: read each WAV, resample to 16 kHz (soxr_hq, as `librosa.load`), log-mel, then all patches
+  through the PyTorch network in batches — timed end to end, the weights' loading included;
+* the original: `musicnn.extractor.extractor(path, model)` per clip (it rebuilds the graph and restores the
+  checkpoint on every call), run in a TensorFlow virtual environment through a subprocess, timed over the loop
+  (TensorFlow's import is reported apart). Its log-mel step is run in float32 (its float16 cast overflows under
+  NumPy 2), which costs the same time.
+Outputs are compared (the studio clips are 3 s: one patch each, so the original's multi-patch slip does not
+apply). Then the peak memory (ru_maxrss) of embedding the whole studio set with the port, in a fresh process.
+
+    python bench/bench_musicnn.py [--n-clips 200] [--model MTT_musicnn] [--tf-python /tmp/tfvenv/bin/python]
+
+The TensorFlow environment (outside the repository):
+    python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install "tensorflow-cpu==2.21.*" librosa numpy soundfile
+    /tmp/tfvenv/bin/pip install --no-deps "tf-keras==2.21.*" musicnn
+Writes bench/results/musicnn.json and prints it.
+"""
+import argparse, datetime, json, os, platform, resource, subprocess, sys, tempfile, textwrap, time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+OUTPUTS = ('taggram', 'penultimate', 'mean_pool', 'max_pool')
+
+ORIGINAL_SCRIPT = textwrap.dedent('''
+    import os, sys, time, contextlib, io, json
+    os.environ['TF_USE_LEGACY_KERAS'] = '1'; os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+    t0 = time.perf_counter()
+    import numpy as np, librosa
+    from musicnn import extractor as mx
+    from musicnn import configuration as config
+    import_seconds = time.perf_counter() - t0
+
+    def batch_data_float32(audio_file, n_frames, overlap):  # the original's batch_data, log-mel kept in float32
+        audio, sr = librosa.load(audio_file, sr=config.SR)
+        rep = librosa.feature.melspectrogram(y=audio, sr=sr, hop_length=config.FFT_HOP, n_fft=config.FFT_SIZE,
+                                             n_mels=config.N_MELS).T
+        rep = np.log10(10000 * rep.astype(np.float32) + 1)
+        return np.stack([rep[s:s + n_frames] for s in range(0, rep.shape[0] - n_frames + 1, overlap)]), rep
+    mx.batch_data = batch_data_float32
+
+    paths, model, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    rows = {}
+    start = time.perf_counter()
+    for path in paths:
+        with contextlib.redirect_stdout(io.StringIO()):
+            taggram, tags, features = mx.extractor(path, model=model, input_length=3, extract_features=True)
+        first = dict(taggram=taggram[0])
+        if 'vgg' in model: first['penultimate'] = features['pool5'].reshape(-1)
+        else: first.update({k: features[k][0] for k in ('penultimate', 'mean_pool', 'max_pool')})
+        for k, v in first.items(): rows.setdefault(k, []).append(np.asarray(v, np.float32))
+    seconds = time.perf_counter() - start
+    np.savez(out, seconds=seconds, import_seconds=import_seconds, **{k: np.stack(v) for k, v in rows.items()})
+''')
+
+MEMORY_SCRIPT = textwrap.dedent('''
+    import json, resource, sys, time
+    import numpy as np
+    from crossmodal.data.audio import render_studio_audio, load_audio
+    from crossmodal.embeddings import get_embedder
+    from pathlib import Path
+    manifest = render_studio_audio('studio', 0, verbose=False)
+    root = Path(manifest.attrs['root'])
+    embedder = get_embedder(sys.argv[1])
+    start, chunks = time.perf_counter(), []
+    for i in range(0, len(manifest), 64):
+        batch = [load_audio(root / p) for p in manifest.path.iloc[i:i + 64]]
+        chunks.append(embedder.embed(batch))
+    emb = np.concatenate(chunks)
+    print(json.dumps(dict(n_clips=len(emb), dim=emb.shape[1], seconds=time.perf_counter() - start,
+                          peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+''')
+
+
+def port_extract(paths, model):
+    "The port, end to end on files: read, resample, log-mel, batched network. Returns first-patch outputs and seconds."
+    import soundfile as sf
+    from crossmodal import musicnn as mn
+    start = time.perf_counter()
+    mn.load_musicnn.cache_clear()
+    patches = []
+    for path in paths:
+        audio, sr = sf.read(path, dtype='float32', always_2d=True)
+        patches.append(mn.mel_patches(mn.log_mel(mn.to_musicnn_audio(audio.T, sr))))
+    counts = [len(p) for p in patches]
+    out = mn.run_patches(np.concatenate(patches), model)
+    seconds = time.perf_counter() - start
+    firsts = np.cumsum([0] + counts[:-1])
+    return {k: v[firsts] for k, v in out.items() if k in OUTPUTS}, seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--n-clips', type=int, default=200)
+    parser.add_argument('--model', default='MTT_musicnn')
+    parser.add_argument('--tf-python', default=os.environ.get('MUSICNN_TF_PYTHON', '/tmp/tfvenv/bin/python'))
+    parser.add_argument('--skip-memory', action='store_true', help='skip embedding the whole studio set')
+    args = parser.parse_args()
+
+    import torch
+    from crossmodal.core import repo_root
+    from crossmodal.data.audio import render_studio_audio
+    manifest = render_studio_audio('studio', 0, verbose=False)
+    paths = [str(Path(manifest.attrs['root']) / p) for p in manifest.path.iloc[:args.n_clips]]
+    result = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                  machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                               load_average_at_start=os.getloadavg()[0]),
+                  model=args.model, clips=len(paths), clip_seconds=float(manifest.duration.iloc[0]),
+                  clip_sample_rate=int(manifest.sample_rate.iloc[0]))
+
+    ours, port_seconds = port_extract(paths, args.model)
+    result['port'] = dict(seconds=round(port_seconds, 2), clips_per_second=round(len(paths) / port_seconds, 2))
+    print(f"port: {len(paths)} clips in {port_seconds:.1f} s", flush=True)
+
+    if Path(args.tf_python).exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / 'original.npz'
+            env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
+            proc = subprocess.run([args.tf_python, '-c', ORIGINAL_SCRIPT, json.dumps(paths), args.model, str(out)],
+                                  env=env, capture_output=True, text=True)
+            if proc.returncode: sys.exit(f"the original extractor failed:\n{proc.stderr[-3000:]}")
+            original = dict(np.load(out))
+        seconds = float(original.pop('seconds')); import_seconds = float(original.pop('import_seconds'))
+        diffs = {k: float(np.abs(ours[k] - original[k]).max()) for k in original}
+        # relative to each clip's largest activation of that output: float32 summation error scales with it
+        scaled = {k: float((np.abs(ours[k] - original[k]).max(1) / np.abs(original[k]).max(1)).max()) for k in original}
+        close = all(scaled[k] < 1e-4 if k == 'max_pool' else diffs[k] < 1e-4 for k in original)
+        result['original'] = dict(seconds=round(seconds, 2), clips_per_second=round(len(paths) / seconds, 2),
+                                  tensorflow_import_seconds=round(import_seconds, 2))
+        result['speedup'] = round(seconds / port_seconds, 2)
+        result['equal_outputs'] = {'max_abs_diff': diffs, 'max_diff_relative_to_clip_max': scaled,
+                                   'equal (abs < 1e-4; max_pool: < 1e-4 of the clip max)': bool(close)}
+        print(f"original: {len(paths)} clips in {seconds:.1f} s; speed-up {result['speedup']}x; equal: {close}", flush=True)
+    else:
+        result['original'] = f"not run: no TensorFlow environment at {args.tf_python} (see this script's docstring)"
+
+    if not args.skip_memory:
+        proc = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, args.model], capture_output=True, text=True)
+        if proc.returncode: sys.exit(f"the whole-set extraction failed:\n{proc.stderr[-3000:]}")
+        full = json.loads(proc.stdout.strip().splitlines()[-1])
+        result['whole_studio_set'] = dict(clips=full['n_clips'], dim=full['dim'], seconds=round(full['seconds'], 1),
+                                          clips_per_second=round(full['n_clips'] / full['seconds'], 2),
+                                          peak_rss_mb=round(full['peak_rss_mb'], 1), goal_mb=4096)
+
+    result['machine']['load_average_at_end'] = os.getloadavg()[0]
+    path = repo_root() / 'bench' / 'results' / 'musicnn.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + '\n')
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == '__main__':
+    main()
