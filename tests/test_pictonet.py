@@ -107,7 +107,7 @@ def test_registered_in_embeddings_registry():
     assert row['dim'] == 256 and row['available']
 
 
-def test_cli_builds_and_reports(capsys, monkeypatch, root):
+def test_cli_rejects_unknown_profile(capsys, monkeypatch, root):
     monkeypatch.setenv('CROSSMODAL_HOME', str(root.parent / 'home'))
     (root.parent / 'home').mkdir(exist_ok=True)
     with pytest.raises(SystemExit): main(['--profile', 'nope'])
