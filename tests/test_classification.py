@@ -88,7 +88,7 @@ def test_centroid_separation_is_scale_free():
 def test_chosen_pair(tmp_path):
     assert chosen_pair(tmp_path) is None
     (tmp_path / 'selection.json').write_text(json.dumps({'audio': 'MTT_vgg'}))
-    with pytest.raises(ValueError, match="keys 'audio' and 'image'"):
+    with pytest.raises(ValueError, match="lacks 'audio'/'image'"):
         chosen_pair(tmp_path)
     (tmp_path / 'selection.json').write_text(json.dumps({'audio': 'MTT_vgg', 'image': 'hog'}))
     assert chosen_pair(tmp_path) == ('MTT_vgg', 'hog')
