@@ -90,7 +90,7 @@ def test_tinysol_missing_files(tmp_path, capsys):
 
 def test_tinysol_unknown_instrument_and_bad_header(tmp_path):
     root = tinysol_root(tmp_path, TINYSOL_CSV.replace(',Cb,Contrabass,', ',Hp,Harp,'))
-    with pytest.raises(ValueError, match=r"\['Hp'\] have no AudioSet id"):
+    with pytest.raises(ValueError, match=r"\['Harp'\] are not in the class table"):
         TinySOL(root).manifest()
     root = tinysol_root(tmp_path / 'b', TINYSOL_CSV.replace('Path,Fold', 'File,Fold'))
     with pytest.raises(ValueError, match="no path column"):
@@ -99,9 +99,13 @@ def test_tinysol_unknown_instrument_and_bad_header(tmp_path):
 
 def test_tinysol_ontology_ids_exist():
     names = {n['id']: n['name'] for n in load_audioset_ontology()}
-    from crossmodal.data.datasets import TINYSOL_AUDIOSET_IDS, GTZAN_AUDIOSET_IDS
-    assert names[TINYSOL_AUDIOSET_IDS['Vc']] == 'Cello' and names[TINYSOL_AUDIOSET_IDS['ASax']] == 'Alto saxophone'
-    assert all(i in names for i in [*TINYSOL_AUDIOSET_IDS.values(), *GTZAN_AUDIOSET_IDS.values()])
+    from crossmodal.data.datasets import _tinysol_class_ids, GTZAN_AUDIOSET_IDS
+    from crossmodal.ontology import TINYSOL_CLASSES
+    ids = _tinysol_class_ids(TINYSOL_CLASSES, 'test')
+    assert names[ids['Violoncello'][0]] == 'Cello' and names[ids['Alto Saxophone'][0]] == 'Alto saxophone'
+    assert all(i in names for i in [*(i for v in ids.values() for i in v), *GTZAN_AUDIOSET_IDS.values()])
+    with pytest.raises(ValueError, match="'Kazoo'.*class table"):
+        _tinysol_class_ids(['Kazoo', 'Violin'], 'TinySOL_metadata.csv')
 
 
 # ---------------------------------------------------------------- AudioSet
