@@ -15,7 +15,7 @@ export TF_USE_LEGACY_KERAS := 1
 export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: reproduce test install install-paper assets system-packages npm-packages clean-venv
+.PHONY: reproduce test install install-paper lock assets system-packages npm-packages clean-venv
 
 reproduce: install
 	$(BIN)/crossmodal reproduce --profile $(PROFILE) $(ARGS)
@@ -26,20 +26,32 @@ test: install
 
 install: $(VENV)/.installed assets
 
-# The virtual environment and the package (editable, with the dev extra).
-$(VENV)/.installed: setup.py settings.ini
+# The virtual environment and the package (editable, with the dev extra), every version pinned by constraints.txt.
+$(VENV)/.installed: setup.py settings.ini constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	# musicnn (weights of the four checkpoints) and laion-clap pin ancient numpy in their metadata: no deps
-	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0 laion-clap==1.1.7
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
+
+# Refresh constraints.txt: resolve the unpinned requirements of settings.ini in a throw-away virtual environment and
+# freeze it (pip, setuptools and wheel included). Commit the result; the next `make install` uses it.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps musicnn==0.1.0 laion-clap==1.1.7
+	{ echo "# Every package 'make install' installs, pinned (resolved on Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $$(date -u +%Y-%m-%d)). Refresh: make lock"; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt
+	rm -rf $(LOCK_VENV)
 
 # The paper profile's extra packages (OpenL3, VGGish, YAMNet, ResNet50, VGG16, LAION-CLAP; TensorFlow for VGGish's
 # original checkpoint). Not needed offline; weights are never downloaded by the package.
 install-paper: install
-	$(BIN)/python -m pip install --quiet -e ".[dev,paper]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,paper]"
 
 assets: system-packages npm-packages
 

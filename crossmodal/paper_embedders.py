@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_paper_embedders.ipynb #fcd981a7
 from __future__ import annotations
-import functools, importlib, importlib.machinery, importlib.util, os, sys, types, warnings
+import contextlib, functools, importlib, importlib.machinery, importlib.util, os, sys, types, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,14 +21,15 @@ __all__ = ['PAPER_INSTALL', 'PACKAGE_HINTS', 'AUDIOSET_SR', 'STFT_WINDOW', 'STFT
            'YAMNET_H5', 'YAMNET_BLOCKS', 'OPENL3_URL', 'OPENL3_SR', 'OPENL3_HOP_LENGTH', 'OPENL3_N_FFT',
            'OPENL3_AUDIO_POOL', 'OPENL3_IMAGE_POOL', 'KERAS_APPLICATIONS', 'CLAP_URL', 'CLAP_CHECKPOINTS',
            'ROBERTA_URL', 'ROBERTA_FILES', 'ROBERTA_BASE', 'CLAP_SR', 'CLAP_SAMPLES', 'CLAP_CONTEXT', 'CLAP_PACKAGES',
-           'PAPER_EMBEDDERS', 'weights_root', 'MissingWeightsError', 'WeightsFile', 'missing_package',
-           'require_package', 'import_keras', 'keras_predict', 'weights_fingerprint', 'PaperEmbedder', 'hertz_to_mel',
-           'audioset_mel_matrix', 'frame_signal', 'audioset_log_mel', 'audioset_patches', 'build_vggish',
-           'vggish_weights_from_checkpoint', 'vggish_weights_from_torch', 'vggish_postprocess', 'VGGish', 'yamnet_pad',
-           'build_yamnet', 'YAMNet', 'openl3_weights', 'openl3_windows', 'openl3_mel', 'openl3_image_array',
-           'build_openl3', 'OpenL3Audio', 'OpenL3Image', 'KerasImageNet', 'ResNet50', 'VGG16', 'clap_weights',
-           'int16_roundtrip', 'clap_windows', 'import_clap_module', 'build_clap', 'load_clap_checkpoint',
-           'load_roberta_tokenizer', 'ByteTokenizer', 'CLAPEmbedder', 'CLAPAudio', 'CLAPText', 'keras_ready']
+           'PAPER_EMBEDDERS', 'weights_root', 'MissingWeightsError', 'DamagedWeightsError', 'reading_weights',
+           'WeightsFile', 'missing_package', 'require_package', 'import_keras', 'keras_predict', 'weights_fingerprint',
+           'PaperEmbedder', 'hertz_to_mel', 'audioset_mel_matrix', 'frame_signal', 'audioset_log_mel',
+           'audioset_patches', 'build_vggish', 'vggish_weights_from_checkpoint', 'vggish_weights_from_torch',
+           'vggish_postprocess', 'VGGish', 'yamnet_pad', 'build_yamnet', 'YAMNet', 'openl3_weights', 'openl3_windows',
+           'openl3_mel', 'openl3_image_array', 'build_openl3', 'OpenL3Audio', 'OpenL3Image', 'KerasImageNet',
+           'ResNet50', 'VGG16', 'clap_weights', 'int16_roundtrip', 'clap_windows', 'import_clap_module', 'build_clap',
+           'load_clap_checkpoint', 'load_roberta_tokenizer', 'ByteTokenizer', 'CLAPEmbedder', 'CLAPAudio', 'CLAPText',
+           'keras_ready']
 
 # %% ../nbs/03b_paper_embedders.ipynb #75ce4ea9
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # laion_clap/transformers retry the hub for minutes without it
@@ -41,6 +42,21 @@ def weights_root() -> Path:
 
 class MissingWeightsError(FileNotFoundError):
     "A pretrained weights file is not on this machine; the message says what to download and where to put it."
+
+class DamagedWeightsError(ValueError):
+    "A weights file is there but cannot be read as this model's weights; the message names the file and what to do."
+
+@contextlib.contextmanager
+def reading_weights(path:Path|str, # the file being read
+                    who:str=''): # the model, for the message
+    "Turn any error raised while `path` is read as weights into one `DamagedWeightsError` naming the file and the remedy."
+    try: yield
+    except MissingWeightsError: raise
+    except Exception as e:
+        detail = (str(e).strip().splitlines() or [''])[0][:160]
+        raise DamagedWeightsError(f"crossmodal: {who + ': ' if who else ''}cannot read the weights file {path} "
+                                  f"({type(e).__name__}{': ' + detail if detail else ''}); it is damaged or not this "
+                                  "model's file: delete it and download it again, or pass weights=<another file>") from e
 
 @dataclass(frozen=True)
 class WeightsFile:
@@ -143,14 +159,14 @@ class PaperEmbedder(Embedder):
     pooling = 'mean'
 
     @classmethod
-    def why_not(cls) -> str|None:
-        "None when the packages and default weights are present, else the first thing missing and how to fix it."
+    def why_not(cls, weights:str|Path|None=None # the `weights` option it would be built with (None: the default folder)
+               ) -> str|None:
+        "None when the packages and the weights are present ('random' needs none), else the first thing missing and how to fix it."
         for module in cls.packages:
             why = missing_package(module)
             if why: return why
-        for wf in cls.weight_files:
-            if wf.find() is None: return wf.hint()
-        return None
+        if isinstance(weights, str) and weights == 'random': return None
+        return next((wf.hint(weights) for wf in cls.weight_files if wf.find(weights) is None), None)
 
     def _resolve(self, weights, files:tuple) -> list:
         "Paths of `files` for the `weights` option (empty list for 'random'); a `MissingWeightsError` if absent."
@@ -265,13 +281,17 @@ class VGGish(PaperEmbedder):
     weight_files = (VGGISH_CKPT, VGGISH_PCA)
 
     @classmethod
-    def why_not(cls):
+    def why_not(cls, weights:str|Path|None=None # as for `VGGish(weights=...)`
+               ) -> str|None:
         why = missing_package('keras')
-        if why: return why
-        if VGGISH_PTH.find() and VGGISH_PCA_PTH.find(): return None
-        if VGGISH_CKPT.find() and VGGISH_PCA.find(): return missing_package('tensorflow')
-        return (f"{VGGISH_CKPT.hint()} and {VGGISH_PCA.hint()}; or, without TensorFlow, the torchvggish files: "
-                f"{VGGISH_PTH.hint()} and {VGGISH_PCA_PTH.hint()}")
+        if why or (isinstance(weights, str) and weights == 'random'): return why
+        p = Path(weights).expanduser() if weights is not None else None
+        where = p.parent if p is not None and p.is_file() else weights   # the PCA file sits beside a given network file
+        if p is not None and p.is_file() and p.suffix == '.pth': return None if VGGISH_PCA_PTH.find(where) else VGGISH_PCA_PTH.hint(where)
+        if VGGISH_PTH.find(where) and VGGISH_PCA_PTH.find(where): return None
+        if VGGISH_CKPT.find(where) and VGGISH_PCA.find(where): return missing_package('tensorflow')
+        return (f"{VGGISH_CKPT.hint(where)} and {VGGISH_PCA.hint(where)}; or, without TensorFlow, the torchvggish files: "
+                f"{VGGISH_PTH.hint(where)} and {VGGISH_PCA_PTH.hint(where)}")
 
     def __init__(self, weights:str|Path|None=None, # None: default folder; a folder or .ckpt/.pth file; 'random'
                  postprocess:bool=True # PCA + clip + 8-bit quantisation (the released AudioSet format)
@@ -297,15 +317,16 @@ class VGGish(PaperEmbedder):
             import torch
             net = p if p is not None and p.is_file() else VGGISH_PTH.require(where, self.name)
             pca = VGGISH_PCA_PTH.require(where, self.name)
-            layers = vggish_weights_from_torch(torch.load(net, map_location='cpu', weights_only=True))
-            pca_state = torch.load(pca, map_location='cpu', weights_only=True)
+            with reading_weights(net, self.name): layers = vggish_weights_from_torch(torch.load(net, map_location='cpu', weights_only=True))
+            with reading_weights(pca, self.name): pca_state = torch.load(pca, map_location='cpu', weights_only=True)
             self.pca_matrix = np.asarray(pca_state['pca_eigen_vectors'], np.float32)
             self.pca_means = np.asarray(pca_state['pca_means'], np.float32).reshape(-1)
         else:
             net = p if p is not None and p.is_file() else VGGISH_CKPT.require(where, self.name)
             pca = VGGISH_PCA.require(where, self.name)
-            layers = vggish_weights_from_checkpoint(net)
-            with np.load(pca) as f: self.pca_matrix, self.pca_means = f['pca_eigen_vectors'], f['pca_means'].reshape(-1)
+            with reading_weights(net, self.name): layers = vggish_weights_from_checkpoint(net)
+            with reading_weights(pca, self.name), np.load(pca) as f:
+                self.pca_matrix, self.pca_means = f['pca_eigen_vectors'], f['pca_means'].reshape(-1)
         self.weight_paths = [net, pca]
         return layers
 
@@ -362,7 +383,8 @@ class YAMNet(PaperEmbedder):
                 ):
         self.weight_paths = self._resolve(weights, self.weight_files)
         self.model = build_yamnet()
-        if self.weight_paths: self.model.load_weights(str(self.weight_paths[0]))
+        if self.weight_paths:
+            with reading_weights(self.weight_paths[0], self.name): self.model.load_weights(str(self.weight_paths[0]))
         keras = import_keras()
         self.embedding_model = keras.Model(self.model.input, self.model.outputs[0])
 
@@ -439,7 +461,8 @@ def build_openl3(modality:str, # 'audio' or 'image'
         inp = keras.Input((224, 224, 3)); pool = OPENL3_IMAGE_POOL[embedding_size]
     else: raise ValueError(f"crossmodal: OpenL3 modality must be 'audio' or 'image', got {modality!r}")
     trunk = keras.Model(inp, _openl3_trunk(keras, inp, modality == 'image'))
-    if weights_path is not None: trunk.load_weights(str(weights_path))
+    if weights_path is not None:
+        with reading_weights(weights_path, f'openl3_{modality}'): trunk.load_weights(str(weights_path))
     out = L.Flatten()(L.MaxPooling2D(pool, padding='same')(trunk.output))
     return keras.Model(trunk.input, out, name=f'openl3_{modality}_{embedding_size}')
 
@@ -514,9 +537,10 @@ class KerasImageNet(PaperEmbedder):
         spec = KERAS_APPLICATIONS[self.arch]
         self.weight_paths = self._resolve(weights, (spec['weights'],))
         keras = import_keras()
-        self.model = getattr(keras.applications, spec['builder'])(
-            weights=str(self.weight_paths[0]) if self.weight_paths else None, include_top=False, pooling='avg',
-            input_shape=(224, 224, 3))
+        with reading_weights(self.weight_paths[0] if self.weight_paths else None, self.name):
+            self.model = getattr(keras.applications, spec['builder'])(
+                weights=str(self.weight_paths[0]) if self.weight_paths else None, include_top=False, pooling='avg',
+                input_shape=(224, 224, 3))
         self.preprocess_input = getattr(keras.applications, spec['module']).preprocess_input
 
     def preprocess(self, images:list # RGB PIL images, 224×224
@@ -642,7 +666,7 @@ def load_clap_checkpoint(model, # a CLAP model from `build_clap`
                          amodel:str=''): # for the error message
     "Load a CLAP checkpoint strictly, ignoring only the position/token-type id buffers newer transformers no longer save."
     import torch
-    state = torch.load(str(path), map_location='cpu', weights_only=False)
+    with reading_weights(path, f'LAION-CLAP {amodel}'.strip()): state = torch.load(str(path), map_location='cpu', weights_only=False)
     state = state.get('state_dict', state) if isinstance(state, dict) else state
     state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
     result = model.load_state_dict(state, strict=False)
@@ -761,11 +785,11 @@ def _variant(cls, **fixed):
     return factory
 
 def _clap_check(checkpoint:str, modality:str):
-    def check():
-        why = CLAPEmbedder.why_not()
-        if why: return why
-        files = (clap_weights(checkpoint),) + (ROBERTA_FILES if modality == 'text' else ())
-        return next((wf.hint() for wf in files if wf.find() is None), None)
+    def check(weights=None):   # the checkpoint from `weights`; the text branch's tokenizer files from their own folder
+        why = CLAPEmbedder.why_not('random')   # the packages
+        if why or (isinstance(weights, str) and weights == 'random'): return why
+        given = [(clap_weights(checkpoint), weights)] + [(wf, None) for wf in (ROBERTA_FILES if modality == 'text' else ())]
+        return next((wf.hint(w) for wf, w in given if wf.find(w) is None), None)
     return check
 
 PAPER_EMBEDDERS = [
@@ -789,7 +813,7 @@ for ckpt, audio_dim in [('music', 1024), ('general', 768)]:
              f"LAION-CLAP {CLAP_CHECKPOINTS[ckpt]['file']} RoBERTa text, {space}"),
         ]
 for name, factory, modality, dim, check, summary in PAPER_EMBEDDERS:
-    register(name, factory, modality=modality, summary=summary, dim=dim, check=check)
+    register(name, factory, modality=modality, summary=summary, dim=dim, check=check, kind='paper')
 
 # %% ../nbs/03b_paper_embedders.ipynb #7841a6ab
 def keras_ready() -> str|None:

@@ -17,18 +17,18 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .core import (Profile, get_profile, data_home, content_hash, atomic_write, file_sha256,
-                             seed_everything, progress)
+                             seed_everything, progress, note_cache_use)
 from .data.images import (IMAGE_SETS, EMOJI_SETS, INSTRUMENT_EMOJI, list_pictograms, render_drawing,
                                     CorruptDrawing, set_path, cldr_emoji)
 from .embeddings import Embedder, register
 
 # %% auto #0
-__all__ = ['PICTONET_VERSION', 'EXCLUDED_SUBGROUPS', 'IMAGE_MEAN', 'IMAGE_STD', 'BUILD_COMMAND', 'pictonet_home', 'set_versions',
-           'max_pretrain_classes', 'corpus_key', 'pretraining_drawings', 'instrument_leaks', 'PictogramCorpus',
-           'corpus_dir', 'render_corpus', 'augment_batch', 'BasicBlock', 'PictoNet', 'normalise_images',
-           'pretrain_config', 'cpu_has_bf16', 'default_threads', 'torch_threads', 'PictoNetClassifier',
-           'CorruptWeights', 'weights_dir', 'pretrain_pictonet', 'load_pictonet', 'PictoNetEmbedder', 'knn_accuracy',
-           'linear_probe_accuracy', 'transfer_scores', 'main']
+__all__ = ['PICTONET_VERSION', 'EXCLUDED_SUBGROUPS', 'CORPUS_STAGE', 'IMAGE_MEAN', 'IMAGE_STD', 'BUILD_COMMAND', 'WEIGHTS_STAGE',
+           'pictonet_home', 'set_versions', 'max_pretrain_classes', 'corpus_key', 'pretraining_drawings',
+           'instrument_leaks', 'PictogramCorpus', 'corpus_dir', 'render_corpus', 'augment_batch', 'BasicBlock',
+           'PictoNet', 'normalise_images', 'pretrain_config', 'cpu_has_bf16', 'default_threads', 'torch_threads',
+           'PictoNetClassifier', 'CorruptWeights', 'weights_dir', 'pretrain_pictonet', 'weights_hint', 'load_pictonet',
+           'PictoNetEmbedder', 'knn_accuracy', 'linear_probe_accuracy', 'transfer_scores', 'main']
 
 # %% ../nbs/03c_pictonet.ipynb #9fc47c9d
 PICTONET_VERSION = 1  # bump whenever the corpus pixels, the network or the training change
@@ -114,6 +114,8 @@ class PictogramCorpus:
     @property
     def n_classes(self) -> int: return int(self.drawings.class_index.max()) + 1
 
+CORPUS_STAGE = 'render pictogram corpus'  # its name in the run's cache-use table (counted in drawings)
+
 def corpus_dir(profile:Profile|str, root:Path|str|None=None) -> Path:
     "Folder of the rendered corpus of `profile`."
     P = get_profile(profile)
@@ -135,8 +137,11 @@ def render_corpus(profile:Profile|str='tiny', # side `pretrain_image_size`; clas
     P = get_profile(profile)
     folder = corpus_dir(P, root)
     if (folder / 'corpus.json').exists():
-        try: return _read_corpus(folder)
-        except Exception as e: print(f"crossmodal pictonet: the cached corpus in {folder} is damaged ({e}); rendering again")
+        try: corpus = _read_corpus(folder)
+        except Exception as e: print(f"crossmodal pictonet: the cached corpus in {folder} is damaged ({e}); rendering it again")
+        else:
+            note_cache_use(CORPUS_STAGE, hits=len(corpus.drawings))
+            return corpus
     drawings = pretraining_drawings(P)
     px, start, skipped, keep = P.pretrain_image_size, time.perf_counter(), [], []
     images = np.zeros((len(drawings), px, px, 4), np.uint8)
@@ -158,6 +163,7 @@ def render_corpus(profile:Profile|str='tiny', # side `pretrain_image_size`; clas
     (tmp / 'corpus.json').write_text(json.dumps(info, indent=1))  # written last: marks the folder complete
     if folder.exists(): shutil.rmtree(folder)
     os.replace(tmp, folder)
+    note_cache_use(CORPUS_STAGE, misses=len(drawings))
     if verbose:
         print(f"crossmodal pictonet: rendered {len(drawings)} drawings of {info['n_classes']} code points at {px} px "
               f"in {seconds:.0f} s -> {folder}" + (f"; skipped {len(skipped)} unrenderable drawing(s)" if skipped else ''))
@@ -318,6 +324,9 @@ class PictoNetClassifier(nn.Module):
 # %% ../nbs/03c_pictonet.ipynb #cdbfd597
 BUILD_COMMAND = 'python -m crossmodal.pictonet --profile {profile} --seed {seed}'
 
+WEIGHTS_STAGE = 'pictonet weights'  # its name in the run's cache-use table: one count per load or training
+_trained_here = set()  # weights folders this process trained: loading them afterwards is not a cache hit
+
 class CorruptWeights(RuntimeError):
     "A cached weights file whose SHA-256 does not match its sidecar (or that cannot be read)."
 
@@ -414,12 +423,22 @@ def pretrain_pictonet(profile:Profile|str='studio', # epochs, side and class cap
                 images=n_images, images_per_second=round(n_images / seconds, 1), threads=n_threads,
                 history=history.to_dict(orient='list'), versions=_versions(), created=time.strftime('%Y-%m-%dT%H:%M:%S'))
     with atomic_write(folder / 'pictonet.json') as tmp: tmp.write_text(json.dumps(meta, indent=1))
+    note_cache_use(WEIGHTS_STAGE, misses=1); _trained_here.add(folder.resolve())
     if verbose:
         print(f"crossmodal pictonet: trained on {n_images} augmented images ({corpus.n_classes} classes) in {seconds:.0f} s "
               f"({n_images / seconds:.0f} images/s, {n_threads} thread(s)) -> {folder}")
     return folder
 
 def _build_hint(P, seed): return BUILD_COMMAND.format(profile=P.name, seed=seed)
+
+def weights_hint(problem:str, # what is wrong, e.g. 'no pretrained PictoNet weights for profile ...'
+                 profile:Profile|str, seed:int=0,
+                 force:bool=False # the command needs `--force` (the file is unreadable although its checksum matches)
+                ) -> str:
+    "The error message for absent or damaged weights: the problem, then the one command that builds them, in backticks."
+    command = _build_hint(get_profile(profile), seed) + (' --force' if force else '')
+    problem = problem.replace('`', "'")  # quoted errors (torch's use backticks) must not unbalance the command's quotes
+    return f"crossmodal pictonet: {problem}; build them with `{command}`"
 
 def load_pictonet(profile:Profile|str='studio', # whose pretrained weights
                   seed:int=0,
@@ -446,16 +465,14 @@ def load_pictonet(profile:Profile|str='studio', # whose pretrained weights
         elif file_sha256(path) != meta['sha256']:
             problem = f"{path} is damaged: its SHA-256 does not match the one recorded in {sidecar.name}"
     if problem is not None:
-        if not train_if_missing:
-            raise (CorruptWeights if sidecar.exists() else FileNotFoundError)(
-                f"crossmodal pictonet: {problem}; build them with `{_build_hint(P, seed)}`"
-                + (" (add --force to replace a damaged file)" if sidecar.exists() else ''))
+        if not train_if_missing: raise (CorruptWeights if sidecar.exists() else FileNotFoundError)(weights_hint(problem, P, seed))
         if verbose: print(f"crossmodal pictonet: {problem}; pretraining now (or run `{_build_hint(P, seed)}` ahead)")
         pretrain_pictonet(P, seed, force=True, root=root, verbose=verbose)
         meta = json.loads(sidecar.read_text())
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise CorruptWeights(f"crossmodal pictonet: cannot read {path} ({e}); rebuild with `{_build_hint(P, seed)} --force`") from e
+        raise CorruptWeights(weights_hint(f"cannot read {path} ({type(e).__name__}: not a state dict)", P, seed, force=True)) from e
+    if folder.resolve() not in _trained_here: note_cache_use(WEIGHTS_STAGE, hits=1)
     config = meta['config']
     model = PictoNetClassifier(meta['n_classes'], config['widths'], config['blocks'], config['head_dim'], config['temperature'])
     model.load_state_dict(state)
@@ -498,7 +515,7 @@ class PictoNetEmbedder(Embedder):
             for i in range(0, len(x), self.batch_size): out.append(self.encoder(normalise_images(x[i:i + self.batch_size])))
         return torch.cat(out).numpy().astype(np.float32)
 
-register('pictonet', PictoNetEmbedder, 'image',
+register('pictonet', PictoNetEmbedder, 'image', kind='packaged', summary=
          'ResNet-style CNN pretrained here on ~1,900 non-instrument emoji code points (normalised softmax); 256-d penultimate, frozen')
 
 # %% ../nbs/03c_pictonet.ipynb #09ffde25

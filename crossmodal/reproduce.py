@@ -4,20 +4,25 @@
 
 # %% ../nbs/12_reproduce.ipynb #1f843fdf
 from __future__ import annotations
-import argparse, ast, datetime, html, json, os, platform, re, shutil, sys, time
+import argparse, ast, contextlib, datetime, fcntl, html, json, logging, os, platform, re, shutil, signal, sys
+import tempfile, threading, time, traceback
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 
-from .core import PROFILES, RESULT_COLUMNS, atomic_write, get_profile, repo_root, shared_dir
+from .core import (
+    PROFILES, RESULT_COLUMNS, RUN_DIR_VARIABLE, atomic_write, cache_use, get_profile, package_data, repo_root)
 
 # %% auto #0
-__all__ = ['README_HEADLINES', 'ReproduceError', 'NotebookFailed', 'has_parameters_cell', 'short_name', 'find_notebooks',
-           'select_notebooks', 'parse_parameter', 'parse_parameters', 'package_versions', 'check_writable',
-           'read_state', 'write_state', 'is_finished', 'new_run_id', 'latest_unfinished', 'run_notebook',
-           'published_numbers', 'collect_results', 'summarise_results', 'beside_published', 'write_report', 'reproduce',
-           'build_parser', 'main', 'render_readme', 'write_readme', 'publish_studio_results']
+__all__ = ['RUNNER_PARAMETERS', 'QUIET_LOGGERS', 'README_HEADLINES', 'ReproduceError', 'NotebookFailed', 'KernelFailed',
+           'RunLocked', 'Terminated', 'has_parameters_cell', 'notebook_parameters', 'short_name', 'find_notebooks',
+           'select_notebooks', 'checkout_root', 'shipped_notebooks', 'default_notebooks', 'default_out',
+           'parse_parameter', 'parse_parameters', 'run_settings', 'check_parameters_known', 'package_versions',
+           'machine_description', 'check_writable', 'read_state', 'write_state', 'is_finished', 'new_run_id',
+           'latest_unfinished', 'find_run', 'hold_run_lock', 'installed_kernels', 'check_kernel', 'run_notebook',
+           'published_numbers', 'cache_phrase', 'collect_results', 'summarise_results', 'beside_published',
+           'write_report', 'reproduce', 'build_parser', 'main', 'headline_rows', 'missing_headlines',
+           'results_paragraph', 'render_readme', 'write_readme', 'publishable', 'publish_studio_results']
 
 # %% ../nbs/12_reproduce.ipynb #67a6aee9
 class ReproduceError(Exception):
@@ -28,22 +33,57 @@ class NotebookFailed(ReproduceError):
     "A section notebook raised: printed with its name, cell and partial output, exit status 1."
     exit_code = 1
 
-# %% ../nbs/12_reproduce.ipynb #dc3c1e8d
-def has_parameters_cell(path:Path) -> bool:
-    "Whether the notebook at `path` has a cell tagged `parameters`."
-    nb = nbformat.read(path, as_version=4)
-    return any('parameters' in c.get('metadata', {}).get('tags', []) for c in nb.cells)
+class KernelFailed(NotebookFailed):
+    "A notebook could not run at all (its kernel did not start, or died): printed with the kernel's log, exit status 1."
 
-def short_name(path:Path|str) -> str:
+class RunLocked(ReproduceError):
+    "The run is being run by another process: exit status 3."
+    exit_code = 3
+
+class Terminated(KeyboardInterrupt):
+    "SIGTERM or SIGHUP reached the runner: cleaned up like Ctrl-C, recorded as 'terminated'."
+
+# %% ../nbs/12_reproduce.ipynb #dc3c1e8d
+def _parameters_source(path:Path) -> str|None:
+    "The source of the notebook's cell tagged `parameters` (None when it has none)."
+    try: nb = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: raise ReproduceError(f"cannot read notebook {path}: {e}; fix or remove it") from None
+    for cell in nb.get('cells', []):
+        if 'parameters' in cell.get('metadata', {}).get('tags', []):
+            src = cell.get('source', '')
+            return ''.join(src) if isinstance(src, list) else src
+    return None
+
+def has_parameters_cell(path:Path # a notebook file
+                       ) -> bool:
+    "Whether the notebook at `path` has a cell tagged `parameters`."
+    return _parameters_source(path) is not None
+
+def notebook_parameters(path:Path # a notebook file
+                       ) -> set[str]:
+    "The names the notebook's parameters cell assigns (empty when it has none, or when the cell does not parse)."
+    try: tree = ast.parse(_parameters_source(path) or '')
+    except SyntaxError: return set()
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+def short_name(path:Path|str # a notebook file name or path
+              ) -> str:
     "A notebook's name without its ordering prefix: `02a_audio.ipynb` → `audio`."
     return re.sub(r'^\d+[a-z]?_', '', Path(path).stem)
 
-def find_notebooks(nbs_dir:Path) -> list[Path]:
+def find_notebooks(nbs_dir:Path # folder of notebooks
+                  ) -> list[Path]:
     "The section notebooks in `nbs_dir`, in file-name order (the order the sections build on each other)."
-    if not Path(nbs_dir).is_dir(): raise ReproduceError(f"notebook folder {nbs_dir} does not exist")
+    if not Path(nbs_dir).is_dir(): raise ReproduceError(f"notebook folder {nbs_dir} does not exist; pass an existing one with --nbs")
     return [p for p in sorted(Path(nbs_dir).glob('*.ipynb')) if not p.name.startswith('_') and has_parameters_cell(p)]
 
-def select_notebooks(notebooks:list[Path], only:list[str]|None) -> list[Path]:
+def select_notebooks(notebooks:list[Path], # the section notebooks, in run order
+                     only:list[str]|None # short names or file stems; all notebooks when empty
+                    ) -> list[Path]:
     "The notebooks named in `only` (short names or file stems), in run order; all of them when `only` is empty."
     if not only: return list(notebooks)
     by_name = {**{short_name(p): p for p in notebooks}, **{p.stem: p for p in notebooks}}
@@ -54,21 +94,84 @@ def select_notebooks(notebooks:list[Path], only:list[str]|None) -> list[Path]:
     chosen = {by_name[n.removesuffix('.ipynb')] for n in only}
     return [p for p in notebooks if p in chosen]
 
+# %% ../nbs/12_reproduce.ipynb #7d3e55b0
+def checkout_root() -> Path|None:
+    "The crossmodal checkout in use (editable install, or the working directory inside a clone); None outside one."
+    try: return repo_root()
+    except FileNotFoundError: return None
+
+def shipped_notebooks() -> Path:
+    "Where an installed crossmodal keeps the section notebooks it ships: the package's `notebooks/` folder."
+    from importlib.resources import files
+    return Path(str(files('crossmodal'))) / 'notebooks'
+
+def default_notebooks() -> Path:
+    "The section notebooks to run: the checkout's `nbs/`, else the notebooks shipped in the installed package."
+    root = checkout_root()
+    if root is not None and (root / 'nbs').is_dir(): return root / 'nbs'
+    if shipped_notebooks().is_dir(): return shipped_notebooks()
+    raise ReproduceError(f"no section notebooks: not inside a crossmodal checkout, and this installation ships none "
+                         f"({shipped_notebooks()}); pass a folder of notebooks with --nbs")
+
+def default_out() -> Path:
+    "Where runs go: the checkout's `runs/`, else `./runs` in the current folder."
+    root = checkout_root()
+    return root / 'runs' if root is not None else Path.cwd() / 'runs'
+
 # %% ../nbs/12_reproduce.ipynb #3db10f65
+RUNNER_PARAMETERS = ('profile', 'seed', 'run_dir')   # injected by the runner into every notebook
+
 def parse_parameter(item:str # one `key=value` from the command line
                    ) -> tuple[str, object]:
     "Split `key=value` into a name and a value (a Python literal when it parses as one, else the string)."
     key, sep, raw = item.partition('=')
     key = key.strip()
     if not sep or not key.isidentifier():
-        raise ReproduceError(f"malformed parameter {item!r}: expected key=value with a Python name as key, e.g. -p seed=1")
+        raise ReproduceError(f"malformed parameter {item!r}: expected KEY=VALUE with a Python name as KEY, e.g. -p pair_noise=0.2")
+    if not raw.strip():
+        raise ReproduceError(f"parameter {key!r} has an empty value (-p {item}); give it a value, e.g. -p {key}=0, "
+                             f"or -p \"{key}=''\" for an empty string")
     try: value = ast.literal_eval(raw)
     except (ValueError, SyntaxError): value = raw
     return key, value
 
-def parse_parameters(items:list[str]|None) -> dict:
+def parse_parameters(items:list[str]|None # the `-p` items, in order
+                    ) -> dict:
     "All `-p` items as a dict (a later item wins)."
     return dict(parse_parameter(i) for i in (items or []))
+
+# %% ../nbs/12_reproduce.ipynb #4c0d2a6e
+def run_settings(profile:str|None, # --profile (None: not given)
+                 seed:int|None, # --seed (None: not given)
+                 extra:dict # the `-p` parameters
+                ) -> tuple[str|None, int|None, dict]:
+    "Move `profile` and `seed` given with `-p` onto their flags and refuse `run_dir`; return (profile, seed, the rest)."
+    extra = dict(extra)
+    if 'run_dir' in extra:
+        raise ReproduceError(f"-p run_dir={extra['run_dir']!r} cannot be set: the runner gives each notebook its own run folder; "
+                             "choose where runs go with --out")
+    for name, flag in [('profile', profile), ('seed', seed)]:
+        if name not in extra: continue
+        value = extra.pop(name)
+        if flag is not None and flag != value:
+            raise ReproduceError(f"-p {name}={value!r} contradicts --{name} {flag}; give the {name} once, with --{name}")
+        if name == 'profile': profile = value
+        else: seed = value
+    if profile is not None and profile not in PROFILES:
+        raise ReproduceError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ReproduceError(f"seed {seed!r} is not a whole number; give one, e.g. --seed 1")
+    return profile, seed, extra
+
+def check_parameters_known(extra:dict, # the `-p` parameters (runner names already removed)
+                           notebooks:list[Path]): # the notebooks the run will execute
+    "Refuse a parameter that no notebook of the run declares in its parameters cell (a typo, or the wrong `--only`)."
+    known = set().union(*(notebook_parameters(nb) for nb in notebooks)) - set(RUNNER_PARAMETERS)
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        names = ', '.join(short_name(nb) for nb in notebooks)
+        raise ReproduceError(f"parameter {', '.join(map(repr, unknown))} is declared by no notebook of this run ({names}); "
+                             f"they take: {', '.join(sorted(known)) or 'no parameters but profile and seed'}")
 
 # %% ../nbs/12_reproduce.ipynb #1ed3b095
 def package_versions() -> dict:
@@ -80,7 +183,12 @@ def package_versions() -> dict:
         except PackageNotFoundError: pass
     return out
 
-def check_writable(out:Path) -> Path:
+def machine_description() -> str:
+    "The machine a run ran on, in a few words: CPU cores and architecture."
+    return f"{os.cpu_count()} CPU cores ({platform.machine()})"
+
+def check_writable(out:Path # a folder that should hold runs
+                  ) -> Path:
     "Create `out` if needed and prove a file can be written there; a one-line error otherwise."
     out = Path(out)
     try:
@@ -91,50 +199,162 @@ def check_writable(out:Path) -> Path:
         raise ReproduceError(f"cannot write to output directory {out}: {e.strerror or e}; choose another with --out") from None
     return out
 
-def read_state(run_dir:Path) -> dict:
+def read_state(run_dir:Path # a run folder
+              ) -> dict:
     "The `run.json` of a run directory."
     path = Path(run_dir) / 'run.json'
-    if not path.exists(): raise ReproduceError(f"{run_dir} is not a crossmodal run (no run.json)")
+    if not path.exists(): raise ReproduceError(f"{run_dir} is not a crossmodal run (no run.json); give a run id or folder")
     return json.loads(path.read_text())
 
-def write_state(run_dir:Path, state:dict):
+def write_state(run_dir:Path, # a run folder
+                state:dict): # its new `run.json` content
     "Rewrite `run.json` atomically."
     with atomic_write(Path(run_dir) / 'run.json') as tmp: tmp.write_text(json.dumps(state, indent=2, default=str))
 
-def is_finished(run_dir:Path) -> bool:
+def is_finished(run_dir:Path # a run folder
+               ) -> bool:
     "Whether the run in `run_dir` completed every notebook and wrote its report."
     try: return read_state(run_dir).get('status') == 'finished'
     except (ReproduceError, json.JSONDecodeError): return False
 
-def new_run_id(profile:str) -> str:
+def new_run_id(profile:str # the run's profile
+              ) -> str:
     "A sortable, readable run id: `<UTC date-time>-<profile>`."
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S') + f'-{profile}'
 
-def latest_unfinished(out:Path) -> Path:
+def latest_unfinished(out:Path # the folder holding runs
+                     ) -> Path:
     "The most recent run in `out` that has not finished (what `--resume` without an id continues)."
     runs = sorted((p for p in Path(out).glob('*/run.json')), key=lambda p: p.stat().st_mtime)
     for p in reversed(runs):
         if not is_finished(p.parent): return p.parent
-    raise ReproduceError(f"no unfinished run to resume in {out}")
+    raise ReproduceError(f"no unfinished run to resume in {out}; start one without --resume")
+
+def find_run(run:str|Path, # a run id (a folder name under `out`) or a run folder
+             out:Path # the folder holding runs
+            ) -> Path:
+    "The folder of the run named by `run`; a one-line error when there is none."
+    for candidate in [Path(run), Path(out) / str(run)]:
+        if (candidate / 'run.json').exists(): return candidate
+    raise ReproduceError(f"no run {str(run)!r}: neither a run folder nor a run id under {out}; list them with `ls {out}`")
+
+# %% ../nbs/12_reproduce.ipynb #9a41c3d7
+@contextlib.contextmanager
+def hold_run_lock(run_dir:Path # the run folder to lock
+                 ):
+    "Hold `run.lock` (exclusive `flock`, our pid written in it) in `run_dir` while the block runs; `RunLocked` if taken."
+    run_dir = Path(run_dir)
+    try: f = open(run_dir / 'run.lock', 'a+')   # 'a+': opening must not erase the holder's pid
+    except OSError as e:
+        raise ReproduceError(f"cannot write to run {run_dir.name} ({run_dir}: {e.strerror}); use a run folder you can write to") from None
+    with f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); holder = f.read().strip() or 'unknown'
+            raise RunLocked(f"run {run_dir.name} is being run by process {holder}; wait for it to finish, or stop it "
+                            f"(kill {holder}) and then resume") from None
+        except OSError as e:
+            raise ReproduceError(f"cannot lock run {run_dir.name} ({run_dir / 'run.lock'}: {e.strerror}); "
+                                 "put --out on a local file system") from None
+        f.seek(0); f.truncate(); f.write(f'{os.getpid()}\n'); f.flush()
+        yield
+
+# %% ../nbs/12_reproduce.ipynb #a83b61f4
+QUIET_LOGGERS = ('papermill', 'nbclient', 'jupyter_client', 'traitlets', 'asyncio', 'py.warnings')
+
+@contextlib.contextmanager
+def _logs_to(stream):
+    "While the block runs, the Jupyter machinery's loggers and Python warnings write to `stream`, not the terminal."
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter('%(asctime)s %(name)s %(levelname)s: %(message)s'))
+    saved = [(lg, lg.handlers[:], lg.propagate, lg.level) for lg in map(logging.getLogger, QUIET_LOGGERS)]
+    for lg, *_ in saved: lg.handlers, lg.propagate = [handler], False; lg.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    try: yield
+    finally:
+        logging.captureWarnings(False)
+        for lg, handlers, propagate, level in saved: lg.handlers, lg.propagate = handlers, propagate; lg.setLevel(level)
+
+def _quiet_kernel_manager(log_file, # an open file: the kernel's stdout and stderr
+                          launched:list): # receives the kernel processes started (to kill leftovers)
+    "A Jupyter kernel manager class whose kernels write their stdout and stderr to `log_file`."
+    from jupyter_client.manager import AsyncKernelManager
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.setdefault('stdout', log_file); kw.setdefault('stderr', log_file)
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            process = getattr(self.provisioner, 'process', None)
+            if process is not None: launched.append(process)
+    return QuietKernelManager
+
+def _kill_leftovers(processes:list):
+    "Kill (by process group) any kernel process still alive: no kernel may outlive an interrupted notebook."
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(OSError): os.killpg(process.pid, signal.SIGKILL)   # kernels lead their own session
+            with contextlib.suppress(Exception): process.wait(timeout=5)
+
+# %% ../nbs/12_reproduce.ipynb #2e4d9a18
+def installed_kernels() -> list[str]:
+    "Names of the Jupyter kernels this environment can start."
+    from jupyter_client.kernelspec import KernelSpecManager
+    return sorted(KernelSpecManager().find_kernel_specs())
+
+def check_kernel(kernel:str # a Jupyter kernel name
+                ):
+    "Refuse a kernel name that is not installed, naming the installed ones."
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try: KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise ReproduceError(f"no Jupyter kernel named {kernel!r}; installed: {', '.join(installed_kernels()) or 'none'}; "
+                             "choose one with --kernel") from None
+
+def _kernel_problem(error:Exception, kernel:str, start_timeout:int) -> str:
+    "What went wrong with the kernel, in words, with the remedy."
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import DeadKernelError
+    text = (str(error).strip().splitlines() or [''])[0][:200]
+    if isinstance(error, NoSuchKernel):
+        return f"no Jupyter kernel named {kernel!r} (installed: {', '.join(installed_kernels()) or 'none'}); choose one with --kernel"
+    if isinstance(error, DeadKernelError):
+        return f"kernel {kernel!r} died ({text or 'no message'}): out of memory, or a crash in native code"
+    if isinstance(error, TimeoutError) or (isinstance(error, RuntimeError) and "didn't respond" in text):
+        return (f"kernel {kernel!r} did not start within {start_timeout} s; check that it starts "
+                f"(`jupyter console --kernel {kernel}`), or allow it longer with --start-timeout")
+    if isinstance(error, FileNotFoundError):
+        return f"kernel {kernel!r} cannot be launched ({error.strerror}: {error.filename}); reinstall it or choose another with --kernel"
+    return f"the kernel or papermill failed outside any cell: {type(error).__name__}: {text}"
 
 # %% ../nbs/12_reproduce.ipynb #faa86e27
 def run_notebook(src:Path, # the section notebook
                  dst:Path, # where the executed copy goes
                  parameters:dict, # injected into its parameters cell
-                 kernel:str='python3'): # the Jupyter kernel to run it with
-    "Execute `src` with papermill into `dst`; raise `NotebookFailed` naming the notebook and cell on error."
+                 kernel:str='python3', # the Jupyter kernel to run it with
+                 start_timeout:int=60, # seconds the kernel has to start and answer
+                 log:Path|None=None, # the kernel's stdout/stderr and the runner's Jupyter logs (default: `dst` with `.log`)
+                 cwd:Path|None=None): # the kernel's working folder (default: `dst`'s folder)
+    "Execute `src` with papermill into `dst`; raise `NotebookFailed` naming the notebook and cell, or `KernelFailed`."
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name=kernel, language='python', cwd=str(src.parent),
-                            progress_bar=False, log_output=False)
-    except PapermillExecutionError as e:
-        first = (e.source or '').strip().splitlines()[:1]
-        where = f"cell {e.exec_count}" + (f" ({first[0][:60]!r})" if first else '')
-        evalue = str(e.evalue).strip().splitlines()[0][:200] if e.evalue else ''
-        raise NotebookFailed(f"notebook {short_name(src)!r} failed in {where}: {e.ename}: {evalue}; "
-                             f"partial output: {dst}") from None
+    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
+    log = Path(log) if log is not None else dst.with_suffix('.log')
+    log.parent.mkdir(parents=True, exist_ok=True)
+    launched = []
+    with open(log, 'a', encoding='utf-8') as log_file, _logs_to(log_file):
+        try:
+            pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name=kernel, language='python',
+                                cwd=str(cwd or dst.parent), progress_bar=False, log_output=False, start_timeout=start_timeout,
+                                kernel_manager_class=_quiet_kernel_manager(log_file, launched))
+        except PapermillExecutionError as e:
+            first = (e.source or '').strip().splitlines()[:1]
+            where = f"cell {e.exec_count}" + (f" ({first[0][:60]!r})" if first else '')
+            evalue = str(e.evalue).strip().splitlines()[0][:200] if e.evalue else ''
+            raise NotebookFailed(f"notebook {short_name(src)!r} failed in {where}: {e.ename}: {evalue}; "
+                                 f"partial output: {dst}") from None
+        except Exception as e:
+            raise KernelFailed(f"notebook {short_name(src)!r} could not run: {_kernel_problem(e, kernel, start_timeout)}; "
+                               f"kernel log: {log}") from None
+        finally: _kill_leftovers(launched)
 
 # %% ../nbs/12_reproduce.ipynb #b384e5ad
 def _i_can_listen_numbers(folder:Path) -> pd.DataFrame:
@@ -152,29 +372,48 @@ def _i_can_listen_numbers(folder:Path) -> pd.DataFrame:
             rows.append(('prompts', 'audio-only prototypes', f'{model} / {space}', 'F1', f1, src))
     return pd.DataFrame(rows, columns=['section', 'experiment', 'system', 'metric', 'published', 'source'])
 
-def published_numbers(shared:Path|None=None) -> pd.DataFrame:
+def published_numbers(folder:Path|None=None # a folder laid out like the package's `resources/published` (default: that one)
+                     ) -> pd.DataFrame:
     "Every published number the report can set beside ours: section, experiment, system, metric, published, source."
-    facts = pd.read_csv(repo_root() / 'data' / 'published.csv')
-    try: folder = (shared or shared_dir()) / 'reference' / 'i_can_listen_results'
-    except FileNotFoundError: folder = None
-    extra = _i_can_listen_numbers(folder) if folder is not None and folder.is_dir() else None
-    return pd.concat([facts, extra], ignore_index=True) if extra is not None else facts
+    folder = Path(folder) if folder is not None else package_data('published')
+    facts = pd.read_csv(folder / 'published.csv')
+    return pd.concat([facts, _i_can_listen_numbers(folder / 'i_can_listen_results')], ignore_index=True)
+
+# %% ../nbs/12_reproduce.ipynb #3f1a9c64
+def cache_phrase(table:pd.DataFrame|None # a run's cache use (`crossmodal.core.cache_use`); None when not recorded
+                ) -> str:
+    "How warm the caches of a run were, in words measured from its cache-use table."
+    if table is None: return 'with cache use not recorded'
+    if table.empty: return 'with no cache look-ups recorded'
+    if (table.state == 'warm').all(): return 'with every cache warm'
+    if (table.state == 'cold').all(): return 'from cold caches'
+    return f"with caches partly warm (recomputed in: {', '.join(table.stage[table.state != 'warm'])})"
 
 # %% ../nbs/12_reproduce.ipynb #b277dafa
-def collect_results(run_dir:Path) -> pd.DataFrame:
+def collect_results(run_dir:Path # a run folder
+                   ) -> pd.DataFrame:
     "Concatenate every section's results CSV of a run into one table with the promised columns."
-    parts = [pd.read_csv(p) for p in sorted((Path(run_dir) / 'results').glob('*.csv'))]
+    parts = []
+    for path in sorted((Path(run_dir) / 'results').glob('*.csv')):
+        part = pd.read_csv(path)
+        missing = [c for c in RESULT_COLUMNS if c not in part.columns]
+        if missing: raise ReproduceError(f"{path} is not a results table (it lacks {', '.join(missing)}); the notebook that "
+                                         "wrote it must record with crossmodal.core.Results")
+        parts.append(part)
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
     return table[RESULT_COLUMNS]
 
-def summarise_results(results:pd.DataFrame) -> pd.DataFrame:
+def summarise_results(results:pd.DataFrame # a results table (RESULT_COLUMNS)
+                     ) -> pd.DataFrame:
     "Mean, standard deviation and count of each (section, experiment, system, metric)."
     keys = ['section', 'experiment', 'system', 'metric']
     if results.empty: return pd.DataFrame(columns=keys + ['value', 'std', 'n'])
     g = results.groupby(keys, sort=False)['value']
     return pd.concat([g.mean().rename('value'), g.std().rename('std'), g.size().rename('n')], axis=1).reset_index()
 
-def beside_published(summary:pd.DataFrame, published:pd.DataFrame) -> pd.DataFrame:
+def beside_published(summary:pd.DataFrame, # `summarise_results` of a run
+                     published:pd.DataFrame # `published_numbers()`
+                    ) -> pd.DataFrame:
     "This run's numbers joined with the published ones on (section, experiment, system, metric)."
     keys = ['section', 'experiment', 'system', 'metric']
     return summary.merge(published, on=keys, how='inner')[keys + ['value', 'published', 'source']]
@@ -183,30 +422,40 @@ def _md_table(df:pd.DataFrame) -> str:
     if df.empty: return '_(none)_\n'
     return df.to_markdown(index=False, floatfmt='.4g') + '\n'
 
-def write_report(run_dir:Path) -> tuple[Path, Path]:
+def write_report(run_dir:Path, # a run folder
+                 status:str|None=None # the status the report states (default: the one in `run.json`)
+                ) -> tuple[Path, Path]:
     "Write `results.csv`, `report.md` and `report.html` for the run in `run_dir`; return the two report paths."
     run_dir = Path(run_dir); state = read_state(run_dir)
     results = collect_results(run_dir)
     with atomic_write(run_dir / 'results.csv') as tmp: results.to_csv(tmp, index=False)
     summary = summarise_results(results)
     comparable = get_profile(state['profile']).comparable_to_paper
-    both = beside_published(summary, published_numbers())
+    published = published_numbers()
+    both = beside_published(summary, published)
+    caches = cache_use(run_dir)
     timing = pd.DataFrame([{'notebook': k, 'status': v['status'], 'seconds': v.get('seconds')} for k, v in state['notebooks'].items()])
     figures = sorted((run_dir / 'figures').glob('*.png')) if (run_dir / 'figures').is_dir() else []
     note = ("The `paper` profile runs the published setup, so the published column is a like-for-like comparison."
             if comparable else
             f"Profile `{state['profile']}` runs on the offline studio data and models, not the papers' datasets: the published "
             "column is context for the size of an effect, not a target this run should hit.")
+    cache_note = (f"Measured by the library's stages during this run (hits and misses of each cache): the run ran "
+                  f"{cache_phrase(caches)}.")
+    status = status or state['status']
     params = ', '.join(f'`{k}={v!r}`' for k, v in state['parameters'].items()) or 'none'
+    versions = ', '.join(f'{k} {v}' for k, v in state['versions'].items())
     md = [f"# crossmodal run `{state['run_id']}`\n",
-          f"Profile **{state['profile']}**, seed **{state['seed']}**, parameters {params}.  ",
-          f"Versions: {', '.join(f'{k} {v}' for k, v in state['versions'].items())}.\n",
+          f"Status **{status}**. Profile **{state['profile']}**, seed **{state['seed']}**, parameters {params}.  ",
+          f"Versions: {versions}.\n",
           "## Notebooks\n", _md_table(timing),
+          "## Caches\n", cache_note + '\n', _md_table(caches),
           "## This run beside the published numbers\n", note + '\n', _md_table(both),
           "## Every number of this run\n", "Mean over the rows recorded for each key (`n` rows; several seeds or folds "
           "where `n` > 1).\n", _md_table(summary)]
     if figures:
         md += ["## Figures\n"] + [f"![{p.stem}](figures/{p.name})\n" for p in figures]
+    md += ["## Every published number the package ships\n", _md_table(published)]
     md_path, html_path = run_dir / 'report.md', run_dir / 'report.html'
     with atomic_write(md_path) as tmp: tmp.write_text('\n'.join(md))
     table_html = lambda df: df.to_html(index=False, float_format=lambda v: f'{v:.4g}', na_rep='') if not df.empty else '<p><em>(none)</em></p>'
@@ -214,169 +463,387 @@ def write_report(run_dir:Path) -> tuple[Path, Path]:
             "<style>body{font-family:sans-serif;max-width:72em;margin:2em auto}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}img{max-width:100%}</style></head><body>",
             f"<h1>crossmodal run <code>{html.escape(state['run_id'])}</code></h1>",
-            f"<p>Profile <b>{state['profile']}</b>, seed <b>{state['seed']}</b>, parameters {html.escape(params)}.<br>"
-            f"Versions: {html.escape(', '.join(f'{k} {v}' for k, v in state['versions'].items()))}.</p>",
+            f"<p>Status <b>{html.escape(status)}</b>. Profile <b>{state['profile']}</b>, seed <b>{state['seed']}</b>, "
+            f"parameters {html.escape(params)}.<br>Versions: {html.escape(versions)}.</p>",
             "<h2>Notebooks</h2>", table_html(timing),
+            "<h2>Caches</h2>", f"<p>{html.escape(cache_note)}</p>", table_html(caches),
             "<h2>This run beside the published numbers</h2>", f"<p>{html.escape(note)}</p>", table_html(both),
             "<h2>Every number of this run</h2>", table_html(summary)]
     page += ["<h2>Figures</h2>"] * bool(figures) + [f"<figure><img src='figures/{p.name}'><figcaption>{p.stem}</figcaption></figure>" for p in figures]
+    page += ["<h2>Every published number the package ships</h2>", table_html(published)]
     with atomic_write(html_path) as tmp: tmp.write_text('\n'.join(page + ['</body></html>']))
     return md_path, html_path
 
-# %% ../nbs/12_reproduce.ipynb #dde38436
-def reproduce(profile:str|None=None, # 'tiny', 'studio' or 'paper' (default 'studio'; a resumed run keeps its own)
-              only:list[str]|None=None, # section notebooks to run (short names); all when empty
-              params:list[str]|dict|None=None, # `key=value` items for every notebook's parameters cell
-              seed:int|None=None, # the run's seed (default 0)
-              out:Path|str|None=None, # folder holding the runs (default `<checkout>/runs`)
-              resume:str|None=None, # run id or folder to continue; 'latest' for the newest unfinished run
-              nbs:Path|str|None=None, # folder of section notebooks (default `<checkout>/nbs`)
-              kernel:str='python3', # Jupyter kernel
-              show_progress:bool=True) -> Path: # show a progress bar over notebooks
-    "Run the section notebooks under papermill; return the finished run directory."
+# %% ../nbs/12_reproduce.ipynb #5b8e0c27
+@contextlib.contextmanager
+def _environment(name:str, value:str):
+    "Set the environment variable `name` to `value` while the block runs (kernels started inside inherit it)."
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try: yield
+    finally:
+        if old is None: os.environ.pop(name, None)
+        else: os.environ[name] = old
+
+def _one_line(error:Exception) -> str: return ' '.join(str(error).split())[:300]
+
+def _now() -> str: return datetime.datetime.now().isoformat(timespec='seconds')
+
+def _stop(run_dir:Path, state:dict, notebook:Path|None, status:str, error:str|None=None, started:float|None=None):
+    "Record in `run.json` why the run stopped: the run's status and, if one was running, the notebook's."
+    if notebook is not None:
+        entry = {'status': status}
+        if started is not None: entry['seconds'] = round(time.time() - started, 1)
+        if error: entry['error'] = error
+        state['notebooks'][notebook.stem] = entry
+    state['status'], state['stopped'] = status, _now()
+    if error: state['error'] = error
+    write_state(run_dir, state)
+
+def _resume_hint(state:dict) -> str: return f"resume with: crossmodal reproduce --resume {state['run_id']}"
+
+def _run_pending(run_dir:Path, state:dict, notebooks:list[Path], kernel:str, start_timeout:int, show_progress:bool):
+    "Run the notebooks of `state` not yet finished, then the report; record in `run.json` whatever stops them."
     from tqdm.auto import tqdm
-    out = Path(out) if out is not None else repo_root() / 'runs'
-    nbs = Path(nbs) if nbs is not None else repo_root() / 'nbs'
-    if profile is not None and profile not in PROFILES:
-        raise ReproduceError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    extra = params if isinstance(params, dict) else parse_parameters(params)
-    notebooks = select_notebooks(find_notebooks(nbs), only)
-    if resume:
-        run_dir = latest_unfinished(out) if resume == 'latest' else (Path(resume) if Path(resume).is_dir() else out / resume)
-        state = read_state(run_dir)
-        if state['status'] == 'finished': raise ReproduceError(f"run {state['run_id']} already finished; nothing to resume")
-        for name, given, kept in [('profile', profile, state['profile']), ('seed', seed, state['seed'])]:
-            if given is not None and given != kept:
-                raise ReproduceError(f"run {state['run_id']} was made with {name} {kept!r}; resume it without --{name} or start a new run")
-        if extra and extra != state['parameters']:
-            raise ReproduceError(f"run {state['run_id']} was made with parameters {state['parameters']}; resume it without -p")
-        check_writable(run_dir)
-        if not only: notebooks = select_notebooks(find_notebooks(nbs), state['only'])
-    else:
-        profile, seed = profile or 'studio', 0 if seed is None else seed
-        run_dir = check_writable(out) / new_run_id(profile)
-        while run_dir.exists(): time.sleep(1); run_dir = out / new_run_id(profile)
-        run_dir.mkdir()
-        state = dict(run_id=run_dir.name, profile=profile, seed=seed, parameters=extra, only=only or [],
-                     status='running', started=datetime.datetime.now().isoformat(timespec='seconds'),
-                     versions=package_versions(), notebooks={})
     for nb in notebooks: state['notebooks'].setdefault(nb.stem, {'status': 'pending'})
-    state['status'] = 'running'; write_state(run_dir, state)
+    state['status'] = 'running'; state.pop('error', None); state.pop('stopped', None); write_state(run_dir, state)
     todo = [nb for nb in notebooks if state['notebooks'][nb.stem]['status'] != 'finished']
     skipped = len(notebooks) - len(todo)
     if skipped: print(f"crossmodal: resuming {state['run_id']}: {skipped} notebook(s) already finished, {len(todo)} to run")
+    current = started = None
     bar = tqdm(todo, desc='notebooks', unit='nb', disable=not show_progress)
-    for nb in bar:
-        bar.set_postfix_str(short_name(nb))
-        start = time.time()
-        parameters = dict(profile=state['profile'], seed=state['seed'], run_dir=str(run_dir.resolve()), **state['parameters'])
-        try: run_notebook(nb, run_dir / 'notebooks' / nb.name, parameters, kernel)
-        except NotebookFailed as e:
-            state['notebooks'][nb.stem] = {'status': 'failed', 'seconds': round(time.time() - start, 1), 'error': str(e)}
-            state['status'] = 'failed'; write_state(run_dir, state)
-            raise NotebookFailed(f"{e}; resume with: crossmodal reproduce --resume {state['run_id']}") from None
-        except BaseException:
-            state['notebooks'][nb.stem] = {'status': 'interrupted'}; state['status'] = 'interrupted'
-            write_state(run_dir, state); raise
-        state['notebooks'][nb.stem] = {'status': 'finished', 'seconds': round(time.time() - start, 1)}
-        write_state(run_dir, state)
-    write_report(run_dir)
-    state['status'], state['finished'] = 'finished', datetime.datetime.now().isoformat(timespec='seconds')
+    try:
+        for nb in bar:
+            bar.set_postfix_str(short_name(nb))
+            current, started = nb, time.time()
+            state['notebooks'][nb.stem] = {'status': 'running', 'started': _now()}; write_state(run_dir, state)
+            parameters = dict(state['parameters'], profile=state['profile'], seed=state['seed'], run_dir=str(run_dir.resolve()))
+            run_notebook(nb, run_dir / 'notebooks' / nb.name, parameters, kernel, start_timeout,
+                         log=run_dir / 'logs' / f'{nb.stem}.log', cwd=run_dir / 'notebooks')
+            state['notebooks'][nb.stem] = {'status': 'finished', 'seconds': round(time.time() - started, 1)}
+            write_state(run_dir, state)
+            current = None
+        write_report(run_dir, status='finished')
+    except ReproduceError as e:   # a failing notebook, a kernel that did not start, a results table that is not one
+        _stop(run_dir, state, current, 'failed', str(e), started)
+        raise type(e)(f"{e}; {_resume_hint(state)}") from None
+    except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM/SIGHUP as `Terminated`
+        _stop(run_dir, state, current, 'terminated' if isinstance(e, Terminated) else 'interrupted', started=started)
+        e.run_id, e.notebook = state['run_id'], current and short_name(current)
+        raise
+    except Exception as e:
+        log = run_dir / 'logs' / 'runner.log'; log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, 'a') as f: f.write(f"{_now()}\n{traceback.format_exc()}\n")
+        message = f"{type(e).__name__}: {_one_line(e)}"
+        _stop(run_dir, state, current, 'failed', f"runner error: {message}", started)
+        raise NotebookFailed(f"run {state['run_id']} stopped on an error of the runner: {message} (traceback in {log}); "
+                             f"{_resume_hint(state)}") from None
+    finally: bar.close()
+    state['status'], state['finished'] = 'finished', _now()
     write_state(run_dir, state)
+
+# %% ../nbs/12_reproduce.ipynb #0a4c7e92
+def _check_resumable(state:dict, profile:str|None, seed:int|None, extra:dict):
+    "Refuse to resume a finished run, or one made with other settings than those given now."
+    run_id = state['run_id']
+    if state['status'] == 'finished': raise ReproduceError(f"run {run_id} already finished; nothing to resume (start a new run without --resume)")
+    for name, given, kept in [('profile', profile, state['profile']), ('seed', seed, state['seed'])]:
+        if given is not None and given != kept:
+            raise ReproduceError(f"run {run_id} was made with {name} {kept!r}; resume it without --{name} or start a new run")
+    if extra and extra != state['parameters']:
+        raise ReproduceError(f"run {run_id} was made with parameters {state['parameters']}; resume it without -p")
+    reserved = sorted(set(state['parameters']) & set(RUNNER_PARAMETERS))
+    if reserved:
+        raise ReproduceError(f"run {run_id} was made with -p {', '.join(reserved)}, which an older crossmodal accepted but could "
+                             f"not run; start a new run with --{reserved[0].replace('_', '-')} instead")
+
+def reproduce(profile:str|None=None, # 'tiny', 'studio' or 'paper' (default 'studio'; a resumed run keeps its own)
+              only:list[str]|None=None, # section notebooks to run (short names or stems); all when empty
+              params:list[str]|dict|None=None, # `key=value` items (or a dict) for every notebook's parameters cell
+              seed:int|None=None, # the run's seed (default 0; a resumed run keeps its own)
+              out:Path|str|None=None, # folder holding the runs (default: the checkout's `runs/`, else `./runs`)
+              resume:str|None=None, # run id or folder to continue; 'latest' for the newest unfinished run
+              nbs:Path|str|None=None, # folder of section notebooks (default: the checkout's `nbs/`, else the shipped ones)
+              kernel:str='python3', # the Jupyter kernel the notebooks run on
+              show_progress:bool=True, # show a progress bar over notebooks
+              start_timeout:int=60 # seconds a kernel has to start and answer before the notebook fails
+             ) -> Path:
+    "Run the section notebooks under papermill; return the finished run directory."
+    extra = dict(params) if isinstance(params, dict) else parse_parameters(params)
+    profile, seed, extra = run_settings(profile, seed, extra)
+    if isinstance(start_timeout, bool) or not isinstance(start_timeout, int) or start_timeout < 1:
+        raise ReproduceError(f"start timeout {start_timeout!r} is not a whole number of seconds ≥ 1; e.g. --start-timeout 60")
+    nbs = Path(nbs) if nbs is not None else default_notebooks()
+    out = Path(out) if out is not None else default_out()
+    section_notebooks = find_notebooks(nbs)
+    notebooks = select_notebooks(section_notebooks, only)
+    check_kernel(kernel)
+    with contextlib.ExitStack() as stack:
+        if resume:
+            run_dir = latest_unfinished(out) if resume == 'latest' else find_run(resume, out)
+            check_writable(run_dir)
+            stack.enter_context(hold_run_lock(run_dir))
+            state = read_state(run_dir)
+            _check_resumable(state, profile, seed, extra)
+            if not only: notebooks = select_notebooks(section_notebooks, state['only'])
+        else:
+            check_parameters_known(extra, notebooks)
+            profile, seed = profile or 'studio', 0 if seed is None else seed
+            check_writable(out)
+            while True:
+                run_dir = out / new_run_id(profile)
+                try: run_dir.mkdir(); break
+                except FileExistsError: time.sleep(1)
+            stack.enter_context(hold_run_lock(run_dir))
+            state = dict(run_id=run_dir.name, profile=profile, seed=seed, parameters=extra, only=only or [],
+                         status='running', started=_now(), versions=package_versions(), machine=machine_description(),
+                         notebooks={})
+        stack.enter_context(_environment(RUN_DIR_VARIABLE, str(run_dir.resolve())))
+        _run_pending(run_dir, state, notebooks, kernel, start_timeout, show_progress)
     return run_dir
 
 # %% ../nbs/12_reproduce.ipynb #e940fa50
 class _Parser(argparse.ArgumentParser):
-    "argparse with one-line errors."
+    "argparse with one-line errors that point at the right `--help`."
     def error(self, message):
-        sys.stderr.write(f"crossmodal: {message} (see `crossmodal {self.prog.split()[-1]} --help`)\n"); sys.exit(2)
+        sys.stderr.write(f"crossmodal: {message} (see `{self.prog} --help`)\n"); sys.exit(2)
+
+    def parse_args(self, args=None, namespace=None):
+        "Parse, sending an unknown argument's error to the sub-command it was given to."
+        args, extras = self.parse_known_args(args, namespace)
+        if extras: getattr(self, 'commands', {}).get(getattr(args, 'command', None), self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return args
 
 def build_parser() -> argparse.ArgumentParser:
     "The `crossmodal` command-line parser."
     parser = _Parser(prog='crossmodal', description='Reproduce cross-modal music representation learning papers.')
     sub = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
-    run = sub.add_parser('reproduce', help='run the section notebooks with papermill and write a report')
+    parser.commands = sub.choices   # name -> sub-command parser, for `parse_args`
+    run = sub.add_parser('reproduce', help='run the section notebooks with papermill and write a report',
+                         description='Run the section notebooks with papermill into a new run folder and write its report. '
+                                     'A run writes only inside its run folder.')
     run.add_argument('--profile', help=f"one of {', '.join(PROFILES)} (default studio)")
     run.add_argument('--only', nargs='+', metavar='NAME', help='run only these section notebooks')
-    run.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help='set a parameters-cell variable in every notebook')
+    run.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE',
+                     help='set a parameters-cell variable in every notebook (-p profile=… and -p seed=… mean --profile and --seed)')
     run.add_argument('--seed', type=int, help='seed of the run (default 0)')
-    run.add_argument('--out', help='folder holding the runs (default <checkout>/runs)')
+    run.add_argument('--out', help='folder holding the runs (default: <checkout>/runs, or ./runs outside a checkout)')
     run.add_argument('--resume', nargs='?', const='latest', metavar='RUN', help='continue an unfinished run (default: the newest)')
-    run.add_argument('--nbs', help='folder of section notebooks (default <checkout>/nbs)')
-    run.add_argument('--kernel', default='python3', help='Jupyter kernel name')
-    sub.add_parser('list', help='list the section notebooks')
+    run.add_argument('--nbs', help='folder of section notebooks (default: <checkout>/nbs, or the notebooks the package ships)')
+    run.add_argument('--kernel', default='python3', help='Jupyter kernel name (default python3)')
+    run.add_argument('--start-timeout', type=int, default=60, metavar='SECONDS',
+                     help='seconds a kernel has to start before its notebook fails (default 60)')
+    lst = sub.add_parser('list', help='list the section notebooks')
+    lst.add_argument('--nbs', help='folder of notebooks (default as for reproduce)')
     rep = sub.add_parser('report', help="rewrite a run's results table and report")
-    rep.add_argument('run_dir')
-    sub.add_parser('readme', help='rewrite README.md from nbs/index.ipynb')
+    rep.add_argument('run', metavar='RUN', help='run folder, or run id under --out')
+    rep.add_argument('--out', help='folder holding the runs (default as for reproduce)')
+    sub.add_parser('readme', help='rewrite README.md from nbs/index.ipynb and data/last_studio_run.csv (in a checkout)')
+    pub = sub.add_parser('publish', help="maintainers: make a finished full studio run the README's results",
+                         description="Copy a finished, full, default studio run's results to data/last_studio_run.csv and "
+                                     ".json and rewrite README.md from them (in a checkout). Refuses unfinished, partial and "
+                                     "non-studio runs.")
+    pub.add_argument('run', metavar='RUN', help='run folder, or run id under the checkout\'s runs/')
     return parser
 
-def main(argv:list[str]|None=None) -> int:
+# %% ../nbs/12_reproduce.ipynb #7f0e3b6c
+@contextlib.contextmanager
+def _signals_raise_terminated():
+    "While the block runs, SIGTERM and SIGHUP raise `Terminated` (so the run is cleaned up and recorded)."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def handler(signum, frame): raise Terminated(signal.Signals(signum).name)
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+def _stopped_message(e:KeyboardInterrupt) -> tuple[str, int]:
+    "The one line and the exit status for Ctrl-C (`KeyboardInterrupt`) or a signal (`Terminated`)."
+    signame = e.args[0] if isinstance(e, Terminated) and e.args else 'SIGINT'
+    what = f"terminated by {signame}" if isinstance(e, Terminated) else 'interrupted'
+    code = 128 + getattr(signal, signame, signal.SIGINT)
+    run_id = getattr(e, 'run_id', None)
+    if run_id is None: return f"crossmodal: {what} before a run started; nothing was recorded", code
+    where = f" during notebook {e.notebook!r}" if getattr(e, 'notebook', None) else ''
+    status = 'terminated' if isinstance(e, Terminated) else 'interrupted'
+    return f"crossmodal: {what}{where}; run {run_id} is marked {status}; continue it with: crossmodal reproduce --resume {run_id}", code
+
+def _unexpected(e:Exception) -> str:
+    "One line for an error nobody planned for; the traceback goes to a file the line names."
+    fd, path = tempfile.mkstemp(prefix='crossmodal-error-', suffix='.log')
+    with os.fdopen(fd, 'w') as f: f.write(traceback.format_exc())
+    return (f"crossmodal: unexpected error: {type(e).__name__}: {_one_line(e)} "
+            f"(a bug in crossmodal; traceback in {path})")
+
+def main(argv:list[str]|None=None # the arguments (default: `sys.argv[1:]`)
+        ) -> int:
     "Entry point of the `crossmodal` console script."
     args = build_parser().parse_args(argv)
     try:
-        if args.command == 'reproduce':
-            run_dir = reproduce(args.profile, args.only, args.param, args.seed, args.out, args.resume, args.nbs, args.kernel)
-            print(f"crossmodal: run finished: {run_dir}\n  report: {run_dir / 'report.html'}")
-            if run_dir.parent == repo_root() / 'runs' and read_state(run_dir)['profile'] == 'studio' and not read_state(run_dir)['only'] \
-               and not read_state(run_dir)['parameters']:
-                publish_studio_results(run_dir)
-        elif args.command == 'list':
-            for nb in find_notebooks(repo_root() / 'nbs'): print(f'{short_name(nb):24s} {nb.name}')
-        elif args.command == 'report':
-            print(*write_report(Path(args.run_dir)), sep='\n')
-        elif args.command == 'readme':
-            print(write_readme())
+        with _signals_raise_terminated():
+            if args.command == 'reproduce':
+                run_dir = reproduce(args.profile, args.only, args.param, args.seed, args.out, args.resume, args.nbs, args.kernel,
+                                    show_progress=sys.stderr.isatty(), start_timeout=args.start_timeout)
+                print(f"crossmodal: run finished: {run_dir}\n  report: {run_dir / 'report.html'}")
+            elif args.command == 'list':
+                for nb in find_notebooks(Path(args.nbs) if args.nbs else default_notebooks()): print(f'{short_name(nb):24s} {nb.name}')
+            elif args.command == 'report':
+                run_dir = find_run(args.run, Path(args.out) if args.out else default_out())
+                with hold_run_lock(run_dir): print(*write_report(run_dir), sep='\n')
+            elif args.command == 'readme':
+                print(write_readme())
+            elif args.command == 'publish':
+                print(f"crossmodal: published {publish_studio_results(args.run)}")
     except ReproduceError as e:
         sys.stderr.write(f"crossmodal: {e}\n"); return e.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("crossmodal: interrupted; the run is marked interrupted, continue it with --resume\n"); return 130
+    except KeyboardInterrupt as e:
+        message, code = _stopped_message(e)
+        sys.stderr.write(message + '\n'); return code
+    except Exception as e:
+        sys.stderr.write(_unexpected(e) + '\n'); return 1
     return 0
 
 # %% ../nbs/12_reproduce.ipynb #bf133764
-README_HEADLINES = [  # (section, experiment) rows of the last studio run that the README shows
-    ('ontology', 'hdio_triplets'), ('pairs', 'paired data'), ('musicnn', 'equivalence_vs_tensorflow'),
-    ('embeddings', 'nearest neighbour: studio audio, held-out TimGM6mb'), ('pictonet', 'transfer'),
-    ('retrieval', 'retrieval'), ('retrieval', 'selection'), ('classification', 'zero-shot'),
-    ('classification', 'explanation test')]
+README_HEADLINES = [  # (section, experiment, system, metric) rows of the last studio run that the README shows
+    ('ontology', 'hdio_triplets', 'tinysol, published rule, corrected file', 'triplets'),
+    ('ontology', 'hdio_triplets', 'tinysol, corrected rule, corrected file', 'triplets'),
+    ('pairs', 'paired data', 'translation', 'pairs'),
+    ('pairs', 'paired data', 'crossmodal', 'pairs'),
+    ('pairs', 'paired data', 'translation', 'noisy share'),
+    ('musicnn', 'equivalence_vs_tensorflow', 'MTT_musicnn', 'max_abs_diff_taggram'),
+    ('musicnn', 'equivalence_vs_tensorflow', 'MTT_musicnn', 'max_abs_diff_penultimate'),
+    ('embeddings', 'nearest neighbour: studio audio, held-out TimGM6mb', 'classical_audio', '1-NN accuracy'),
+    ('embeddings', 'nearest neighbour: studio audio, held-out TimGM6mb', 'MTT_musicnn', '1-NN accuracy'),
+    ('embeddings', 'nearest neighbour: studio audio, held-out TimGM6mb', 'MSD_vgg', '1-NN accuracy'),
+    ('embeddings', 'nearest neighbour: studio audio, held-out TimGM6mb', 'chance', '1-NN accuracy'),
+    ('embeddings', 'nearest neighbour: images, held-out design families', 'hog_colour', '1-NN accuracy'),
+    ('embeddings', 'nearest neighbour: images, held-out design families', 'pictonet', '1-NN accuracy'),
+    ('embeddings', 'nearest neighbour: images, held-out design families', 'chance', '1-NN accuracy'),
+    ('pictonet', 'transfer', 'pictonet (pretrained)', 'linear probe accuracy'),
+    ('pictonet', 'transfer', 'pictonet (random init)', 'linear probe accuracy'),
+    ('translation', 'cross-modal 1-NN', 'translated audio→image', 'class agreement'),
+    ('translation', 'cross-modal 1-NN', 'PCA audio→image', 'class agreement'),
+    ('translation', 'cross-modal 1-NN', 'chance', 'class agreement'),
+    ('retrieval', 'retrieval', 'MTT_musicnn × pictonet', 'NDCG@30 audio→image'),
+    ('retrieval', 'retrieval', 'MTT_musicnn × hog_colour', 'NDCG@30 audio→image'),
+    ('retrieval', 'retrieval', 'random ordering (expected)', 'NDCG@30 audio→image'),
+    ('classification', 'zero-shot', 'MMT / best SM (test audio)', 'macro-F1 ratio'),
+    ('classification', 'zero-shot', 'MMT / best SM (test image)', 'macro-F1 ratio'),
+    ('classification', 'zero-shot', 'MMT / best SM', 'macro-F1 ratio'),
+    ('classification', 'explanation test', 'class-balanced (class_skew=0)', 'zero-shot MMT / SM macro-F1 ratio'),
+    ('classification', 'explanation test', 'noise-free (pair_noise=0)', 'zero-shot MMT / SM macro-F1 ratio'),
+]
+_KEYS = ['section', 'experiment', 'system', 'metric']
 
-def render_readme(index:Path|None=None, # the notebook the README is written from
-                  results:Path|None=None) -> str: # the last studio run's results table
+def headline_rows(summary:pd.DataFrame, # `summarise_results` of a run
+                  headlines:list[tuple]|None=None # full keys to show, in order (default `README_HEADLINES`)
+                 ) -> pd.DataFrame:
+    "The rows of `summary` named by their full key (section, experiment, system, metric), in the order of `headlines`."
+    headlines = README_HEADLINES if headlines is None else headlines
+    wanted = pd.DataFrame(headlines, columns=_KEYS)
+    return wanted.merge(summary, on=_KEYS, how='inner')
+
+def missing_headlines(summary:pd.DataFrame, # `summarise_results` of a run
+                      headlines:list[tuple]|None=None # full keys the README shows (default `README_HEADLINES`)
+                     ) -> list[tuple]:
+    "Headline keys that `summary` lacks (a renamed system or metric: update `README_HEADLINES`)."
+    headlines = README_HEADLINES if headlines is None else headlines
+    present = set(map(tuple, summary[_KEYS].itertuples(index=False)))
+    return [h for h in headlines if tuple(h) not in present]
+
+# %% ../nbs/12_reproduce.ipynb #2a6c9d18
+def _require_checkout(what:str) -> Path:
+    "The checkout root, or a one-line error saying `what` needs one."
+    root = checkout_root()
+    if root is None: raise ReproduceError(f"{what} works in a crossmodal checkout (it writes the checkout's files); run it inside a clone")
+    return root
+
+def _index_cells(index:Path) -> list[dict]:
+    nb = json.loads(Path(index).read_text(encoding='utf-8'))
+    return [dict(cell_type=c['cell_type'], source=''.join(c['source']) if isinstance(c['source'], list) else c['source'])
+            for c in nb['cells']]
+
+def results_paragraph(meta:dict # the published run's `data/last_studio_run.json`
+                     ) -> str:
+    "The sentence that introduces the README's results: which run, how long, on what, and how warm its caches were."
+    caches = pd.DataFrame(meta['cache_use'], columns=['stage', 'hits', 'misses', 'state']) if 'cache_use' in meta else None
+    return (f"Run `{meta.get('run_id')}`, {meta.get('minutes')} minutes on {meta.get('machine')}, {cache_phrase(caches)}. "
+            "Every number below was measured by that run; the headline rows are shown here, all of them are in "
+            "`data/last_studio_run.csv` and in the run's report.")
+
+def render_readme(index:Path|None=None, # the notebook the README is written from (default `<checkout>/nbs/index.ipynb`)
+                  results:Path|None=None, # the last studio run's results table (default `<checkout>/data/last_studio_run.csv`)
+                  root:Path|None=None # the checkout (default: the one in use)
+                 ) -> str:
     "The README text: `index.ipynb`'s markdown and visible code, then the last studio run's results."
-    root = repo_root()
-    nb = nbformat.read(index or root / 'nbs' / 'index.ipynb', as_version=4)
+    root = Path(root) if root is not None else _require_checkout('rendering the README')
     parts = []
-    for cell in nb.cells:
-        src = cell.source.strip()
+    for cell in _index_cells(index or root / 'nbs' / 'index.ipynb'):
+        src = cell['source'].strip()
         if not src or src.startswith('#| hide') or src.startswith('#|hide'): continue
-        if cell.cell_type == 'markdown': parts.append(src)
-        elif cell.cell_type == 'code':
+        if cell['cell_type'] == 'markdown': parts.append(src)
+        elif cell['cell_type'] == 'code':
             parts.append('```python\n' + '\n'.join(l for l in src.splitlines() if not l.startswith('#|')) + '\n```')
-    results = results or root / 'data' / 'last_studio_run.csv'
+    results = Path(results) if results is not None else root / 'data' / 'last_studio_run.csv'
     if results.exists():
         summary = summarise_results(pd.read_csv(results))
-        meta = json.loads(results.with_suffix('.json').read_text()) if results.with_suffix('.json').exists() else {}
-        head = "## Results of the last studio run\n\n" + (f"Run `{meta.get('run_id')}`, {meta.get('minutes')} minutes on "
-                f"{meta.get('machine')} with the caches warm. " if meta else '') + ("Every number below was measured by that "
-                "run; the headline rows are shown here, all of them are in `data/last_studio_run.csv` and in the run's report.")
+        meta_path = results.with_suffix('.json')
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+        head = "## Results of the last studio run\n\n" + (results_paragraph(meta) if meta else
+               "Every number below was measured by the last published studio run; all of them are in `data/last_studio_run.csv`.")
         both = beside_published(summary, published_numbers())
-        keys = summary.set_index(['section', 'experiment']).index
-        headline = summary[keys.isin(README_HEADLINES)]
         parts += [head, "Beside the published numbers (context only: the studio data and models are not the papers'):",
-                  _md_table(both).strip(), "Headline rows:", _md_table(headline.drop(columns=['std'])).strip()]
+                  _md_table(both).strip(), "Headline rows:", _md_table(headline_rows(summary).drop(columns=['std'])).strip()]
     return '\n\n'.join(parts) + '\n'
 
-def write_readme() -> Path:
-    "Rewrite `README.md` at the checkout root from `nbs/index.ipynb`."
-    path = repo_root() / 'README.md'
-    with atomic_write(path) as tmp: tmp.write_text(render_readme())
+def write_readme(root:Path|None=None # the checkout (default: the one in use)
+                ) -> Path:
+    "Rewrite `README.md` at the checkout root from `nbs/index.ipynb` and `data/last_studio_run.csv`."
+    root = Path(root) if root is not None else _require_checkout('`crossmodal readme`')
+    path = root / 'README.md'
+    text = render_readme(root=root)
+    with atomic_write(path) as tmp: tmp.write_text(text)
     return path
 
-def publish_studio_results(run_dir:Path):
-    "Save a finished full studio run's results as `data/last_studio_run.csv` and refresh the README."
-    state = read_state(run_dir)
-    started = datetime.datetime.fromisoformat(state['started']); ended = datetime.datetime.fromisoformat(state['finished'])
-    with atomic_write(repo_root() / 'data' / 'last_studio_run.csv') as tmp: shutil.copy(run_dir / 'results.csv', tmp)
-    meta = dict(run_id=state['run_id'], minutes=round((ended - started).total_seconds() / 60, 1),
-                machine=f"{os.cpu_count()} CPU cores ({platform.machine()})", versions=state['versions'])
-    with atomic_write(repo_root() / 'data' / 'last_studio_run.json') as tmp: tmp.write_text(json.dumps(meta, indent=2))
-    write_readme()
+# %% ../nbs/12_reproduce.ipynb #4e9f1c3b
+def publishable(state:dict, # the run's `run.json`
+                notebooks:list[Path] # the checkout's section notebooks
+               ) -> str|None:
+    "Why the run cannot be the README's results (None when it can)."
+    run_id = state['run_id']
+    if state['status'] != 'finished':
+        return f"run {run_id} is {state['status']}, not finished; finish it with `crossmodal reproduce --resume {run_id}` first"
+    if state['profile'] != 'studio':
+        return f"run {run_id} used profile {state['profile']!r}; the README shows a studio run: publish a `make reproduce` run"
+    missing = sorted({nb.stem for nb in notebooks} - {k for k, v in state['notebooks'].items() if v['status'] == 'finished'})
+    if state['only'] or missing:
+        return (f"run {run_id} is partial (missing: {', '.join(missing) or 'none'}; --only {' '.join(state['only']) or '-'}); "
+                "publish a run of every section notebook")
+    if state['parameters'] or state['seed'] != 0:
+        return (f"run {run_id} was made with seed {state['seed']} and parameters {state['parameters'] or 'none'}; "
+                "publish a run with the defaults (seed 0, no -p)")
+    return None
+
+def publish_studio_results(run:str|Path, # the run: its folder, or its id under the checkout's `runs/`
+                           root:Path|None=None # the checkout to write (default: the one in use)
+                          ) -> Path:
+    "Make a finished, full, default studio run the README's results: `data/last_studio_run.*` and `README.md`."
+    root = Path(root) if root is not None else _require_checkout('`crossmodal publish`')
+    run_dir = find_run(run, root / 'runs')
+    with hold_run_lock(run_dir):
+        state = read_state(run_dir)
+        problem = publishable(state, find_notebooks(root / 'nbs'))
+        if problem: raise ReproduceError(f"not published: {problem}")
+        results = pd.read_csv(run_dir / 'results.csv')
+        missing = missing_headlines(summarise_results(results))
+        if missing:
+            raise ReproduceError(f"not published: run {state['run_id']} has no row {' / '.join(missing[0])}"
+                                 f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
+                                 "rename it in README_HEADLINES (nbs/12_reproduce.ipynb) first")
+        started, ended = (datetime.datetime.fromisoformat(state[k]) for k in ('started', 'finished'))
+        meta = dict(run_id=state['run_id'], minutes=round((ended - started).total_seconds() / 60, 1),
+                    machine=state.get('machine') or machine_description(), seed=state['seed'], versions=state['versions'],
+                    cache_use=cache_use(run_dir).to_dict('records'))
+        with atomic_write(root / 'data' / 'last_studio_run.csv') as tmp: shutil.copy(run_dir / 'results.csv', tmp)
+        with atomic_write(root / 'data' / 'last_studio_run.json') as tmp: tmp.write_text(json.dumps(meta, indent=2, default=int))
+    return write_readme(root)

@@ -16,10 +16,9 @@ from .core import Profile, get_profile, seed_everything, get_device, Results, sa
 from .losses import margin_contrastive_loss, info_nce
 
 # %% auto #0
-__all__ = ['SUBSETS', 'MODALITIES', 'TRANSLATION_LOSSES', 'PREFERRED_EMBEDDERS', 'PAPER_MODELS_MODULE', 'pair_embeddings',
-           'Tower', 'Translator', 'translation_loss', 'train_translation', 'translate', 'cross_modal_agreement',
-           'fit_pca', 'usable_embedders', 'resolve_embedder', 'embedder_options', 'embed_manifests',
-           'studio_embeddings', 'plot_training_curves']
+__all__ = ['SUBSETS', 'MODALITIES', 'TRANSLATION_LOSSES', 'PREFERRED_EMBEDDERS', 'pair_embeddings', 'Tower', 'Translator',
+           'translation_loss', 'train_translation', 'translate', 'cross_modal_agreement', 'fit_pca', 'usable_embedders',
+           'resolve_embedder', 'embedder_options', 'embed_manifests', 'studio_embeddings', 'plot_training_curves']
 
 # %% ../nbs/05_translation.ipynb #ba2f70b1
 SUBSETS = ('translation', 'crossmodal', 'classification_train', 'classification_test', 'classification_balanced')
@@ -282,15 +281,14 @@ PREFERRED_EMBEDDERS = {
     'studio': {'audio': ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc'),
                'image': ('pictonet', 'hog_colour', 'hog', 'colour_hist')},
     'paper': {'audio': ('yamnet', 'vggish', 'openl3_audio'), 'image': ('resnet50', 'vgg16', 'openl3_image')}}
-PAPER_MODELS_MODULE = 'crossmodal.paper_embedders'
 
 def usable_embedders(weights:str|None=None # 'random': the paper models count as usable without their weights files
                     ) -> pd.DataFrame:
-    "`available_embedders()`, with the paper models marked usable when `weights='random'` (a wiring test)."
+    "`available_embedders()`, with the paper models (`kind == 'paper'`) marked usable when `weights='random'` (a wiring test)."
     from crossmodal.embeddings import available_embedders
     table = available_embedders()
     if weights == 'random':
-        paper = (table.module == PAPER_MODELS_MODULE) & ~table.available
+        paper = (table.kind == 'paper') & ~table.available
         table.loc[paper, 'summary'] = table.loc[paper, 'summary'] + ' [random weights]'
         table.loc[paper, 'available'], table.loc[paper, 'why_not'] = True, None
     elif weights is not None:
@@ -327,7 +325,8 @@ def embedder_options(name:str, # a registered embedder
                     ) -> dict:
     "Options for `get_embedder(name, ...)` in a run of `profile`."
     if name == 'pictonet': return dict(profile=get_profile(profile).name, train_if_missing=False)
-    if weights is not None and name in set(usable_embedders().query('module == @PAPER_MODELS_MODULE').name): return dict(weights=weights)
+    from crossmodal.embeddings import embedder_kind
+    if weights is not None and embedder_kind(name) == 'paper': return dict(weights=weights)
     return {}
 
 def embed_manifests(audio_manifest:pd.DataFrame, # audio items (one row per clip or window)

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import soundfile
 
-from crossmodal.core import get_profile
+from crossmodal.core import get_profile, file_sha256, cache_use, RUN_DIR_VARIABLE
 import crossmodal.data.audio as audio
 from crossmodal.data.audio import (render_studio_audio, plan_audio, load_audio, find_soundfont, instrument_spec,
-                                   tinysol_metadata, read_manifest, MANIFEST_COLUMNS, STUDIO_CLASSES, TINYSOL_INSTRUMENTS)
+                                   tinysol_metadata, read_manifest, damaged_files, MANIFEST_COLUMNS, STUDIO_CLASSES,
+                                   TINYSOL_INSTRUMENTS)
 
 SMALL = get_profile('tiny', pitches_per_instrument=3, phrases_per_instrument=1, max_items=None)
 SOME = ['violin', 'drums', 'cymbals', 'voice', 'Cb', 'Fl']
@@ -119,18 +120,6 @@ def test_unknown_names_list_the_valid_ones():
         plan_audio(get_profile('tiny', soundfonts=('Nope',)), 0, ['violin'])
 
 
-def test_bad_audio_files(tmp_path):
-    (tmp_path / 'corrupt.wav').write_bytes(b'RIFF....WAVEfmt garbage')
-    with pytest.raises(ValueError, match='corrupt.wav'):
-        load_audio(tmp_path / 'corrupt.wav')
-    (tmp_path / 'zero.wav').write_bytes(b'')
-    with pytest.raises(ValueError, match='zero.wav'):
-        load_audio(tmp_path / 'zero.wav')
-    soundfile.write(tmp_path / 'silent.wav', np.zeros(1600, np.float32), 16000)
-    with pytest.raises(ValueError, match='silent'):
-        load_audio(tmp_path / 'silent.wav')
-
-
 def test_resampling(small):
     y, sr = load_audio(Path(small.attrs['root']) / small.path[0], sr=22050)
     assert sr == 22050 and len(y) == int(SMALL.clip_seconds * 22050) and y.dtype == np.float32
@@ -160,3 +149,70 @@ def test_stale_temporary_folders_are_removed(tmp_path):
     (stale / 'half.wav').write_bytes(b'')
     manifest = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
     assert not stale.exists() and Path(manifest.attrs['root']) == folder
+
+
+def test_manifest_records_each_clips_checksum(small):
+    assert small.sha256.tolist() == list(digests(small).values())
+    assert damaged_files(small.attrs['root'], small) == []
+
+
+def test_read_manifest_reports_damaged_clips(tmp_path):
+    m = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    root = Path(m.attrs['root'])
+    (root / m.path[2]).write_bytes((root / m.path[2]).read_bytes()[:500])
+    with pytest.raises(ValueError, match=rf"1 of {len(m)} rendered clips .* is missing or damaged \({Path(m.path[2]).name}\)"):
+        read_manifest(root)
+    assert len(read_manifest(root, verify=False)) == len(m)  # unverified, on request only
+
+
+def test_pre_checksum_render_is_rendered_again_with_the_same_bytes(tmp_path, capsys):
+    m = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    root, before = Path(m.attrs['root']), digests(m)
+    m.drop(columns='sha256').to_csv(root / 'manifest.csv', index=False)  # as the renderer wrote it before checksums
+    capsys.readouterr()
+    again = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    assert 'rendered before clips had checksums' in capsys.readouterr().out
+    assert list(again.columns) == MANIFEST_COLUMNS and digests(again) == before
+    assert Path(again.attrs['root']) == root and damaged_files(root, again) == []
+
+
+def test_rerendered_clip_that_differs_redoes_the_whole_render(tmp_path, capsys):
+    m = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    root, before = Path(m.attrs['root']), digests(m)
+    lying = m.copy(); lying.loc[1, 'sha256'] = '0' * 64  # a recorded checksum no re-render can meet
+    lying.to_csv(root / 'manifest.csv', index=False)
+    capsys.readouterr()
+    again = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    out = capsys.readouterr().out
+    assert '1 of' in out and 'differ from their recorded checksums' in out and 'rendering all of it again' in out
+    assert not again.attrs['summary']['cached'] and digests(again) == before
+    assert damaged_files(root, again) == [] and again.sha256.tolist() == m.sha256.tolist()
+
+
+def test_interrupted_repair_is_repaired_by_the_next_call(tmp_path, monkeypatch):
+    m = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
+    root, before = Path(m.attrs['root']), digests(m)
+    (root / m.path[0]).unlink()
+    def failing(*args, **kwargs): raise KeyboardInterrupt
+    monkeypatch.setattr(audio, '_render_soundfont', failing)
+    with pytest.raises(KeyboardInterrupt):
+        render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, verbose=False)
+    monkeypatch.undo()
+    assert not list(tmp_path.glob('.*'))  # no temporary folder left
+    assert damaged_files(root, m) == [m.path[0]]  # still damaged, still found
+    again = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, verbose=False)
+    assert digests(again) == before and again.attrs['summary']['rerendered'] == [m.id[0]]
+
+
+def test_cache_use_counts_clips(tmp_path, monkeypatch):
+    run = tmp_path / 'run'; run.mkdir()
+    monkeypatch.setenv(RUN_DIR_VARIABLE, str(run))
+    m = render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)   # cold: every clip a miss
+    render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, verbose=False)                 # warm: every clip a hit
+    (Path(m.attrs['root']) / m.path[0]).unlink()
+    render_studio_audio(SMALL, 0, ['violin'], root=tmp_path, verbose=False)                 # one clip re-rendered
+    lines = [json.loads(l) for l in (run / 'cache_use.jsonl').read_text().splitlines()]
+    n = len(m)
+    assert [(l['hits'], l['misses']) for l in lines] == [(0, n), (n, 0), (n - 1, 1)]
+    assert set(l['stage'] for l in lines) == {'render studio audio'}
+    assert cache_use(run).state.tolist() == ['partly warm']

@@ -10,7 +10,8 @@ from PIL import Image
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('CROSSMODAL_QUIET', '1')
 
-from crossmodal.core import get_profile, shared_dir
+from crossmodal.core import get_profile, package_data, file_sha256, cache_use, RUN_DIR_VARIABLE
+from crossmodal.data.audio import damaged_files
 import crossmodal.data.images as images
 from crossmodal.data.images import (IMAGE_SETS, MANIFEST_COLUMNS, ImageSet, render_images, read_manifest, render_log,
                                     load_image, list_instrument_drawings, list_pictograms, assign_splits, ontology_ids,
@@ -44,7 +45,7 @@ def test_manifest_shape_and_files(tmp_path):
     assert len(attribution) == m.drawing_id.nunique() and attribution.licence.notna().all()
     assert {'CC-BY-SA-4.0', 'CC-BY-4.0', 'CC-BY-3.0', 'MIT'} <= set(attribution.licence)
     # ontology ids are real AudioSet ids
-    ontology = {n['id'] for n in json.loads((shared_dir() / 'data' / 'audioset_ontology.json').read_text())}
+    ontology = {n['id'] for n in json.loads(package_data('audioset', 'ontology.json').read_text())}
     assert all(i in ontology for ids in m.ontology_ids for i in ids.split(';'))
 
 
@@ -155,3 +156,50 @@ def test_min_sets_keeps_widely_drawn_classes(tmp_path):
     m = render_images(P, root=tmp_path, verbose=False, min_sets=4)
     assert set(m.label) == set(images.usable_classes(list_instrument_drawings(), 4))
     assert 'tuba' not in set(m.label) and 'harp' in set(m.label)
+
+
+def test_manifest_records_each_images_checksum(tmp_path):
+    m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
+    folder = Path(m.attrs['folder'])
+    assert m.sha256.tolist() == [file_sha256(folder / p) for p in m.path]
+    (folder / m.path[0]).write_bytes(b'not a png')
+    with pytest.raises(ValueError, match=rf"1 of {len(m)} rendered images .* missing or damaged"): read_manifest(folder)
+    assert len(read_manifest(folder, verify=False)) == len(m)
+
+
+def test_damaged_images_rerendered_alone(tmp_path, monkeypatch, capsys):
+    m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
+    folder = Path(m.attrs['folder'])
+    before = png_bytes(folder, m)
+    (folder / m.path[4]).unlink()
+    rendered = []
+    real = images.render_drawing
+    def counting(source, ref, px): rendered.append(ref); return real(source, ref, px)
+    monkeypatch.setattr(images, 'render_drawing', counting)
+    capsys.readouterr()
+    again = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
+    assert len(rendered) == 1  # only the damaged image's drawing, not the whole set
+    assert png_bytes(folder, again) == before and again.attrs['rerendered'] == [m.id[4]]
+    assert capsys.readouterr().out.count('\n') == 1
+
+
+def test_pre_checksum_image_render_is_rendered_again(tmp_path, capsys):
+    m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
+    folder = Path(m.attrs['folder'])
+    before = png_bytes(folder, m)
+    m.drop(columns='sha256').to_csv(folder / 'manifest.csv', index=False)
+    capsys.readouterr()
+    again = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
+    assert 'rendered before images had checksums' in capsys.readouterr().out
+    assert png_bytes(folder, again) == before and damaged_files(folder, again) == []
+    assert not list(folder.parent.glob('.images.*'))  # neither the temporary folder nor the old one is left
+
+
+def test_image_cache_use_counts_images(tmp_path, monkeypatch):
+    run = tmp_path / 'run'; run.mkdir()
+    monkeypatch.setenv(RUN_DIR_VARIABLE, str(run))
+    m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
+    render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
+    lines = [json.loads(l) for l in (run / 'cache_use.jsonl').read_text().splitlines()]
+    assert [(l['stage'], l['hits'], l['misses']) for l in lines] == [('render studio images', 0, len(m)), ('render studio images', len(m), 0)]
+    assert cache_use(run).state.tolist() == ['partly warm']

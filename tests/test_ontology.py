@@ -6,17 +6,39 @@ import numpy as np
 import pytest
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
-from crossmodal.core import shared_dir
+import json
+from crossmodal.core import package_data
 from crossmodal import ontology as O
 
 
 @pytest.fixture(scope='module')
-def audioset(): return O.AudioSetOntology(shared_dir() / 'data' / 'audioset_ontology.json')
+def audioset(): return O.AudioSetOntology()   # the copy the package ships
 
 @pytest.fixture(scope='module')
 def hdio_files():
-    return {'corrected': O.HDIOntology(shared_dir() / 'data' / 'hdio_ontology.json'),
-            'published': O.HDIOntology(shared_dir() / 'data' / 'hdio_as_published.json')}
+    return {'corrected': O.HDIOntology(), 'published': O.HDIOntology(O.hdio_ontology_path(as_published=True))}
+
+
+# ---------------------------------------------------------------- the package's own copies
+
+def test_shipped_audioset_ontology_is_the_shared_one(shared_folder):
+    assert json.loads(package_data('audioset', 'ontology.json').read_text()) == \
+        json.loads((shared_folder / 'data' / 'audioset_ontology.json').read_text())
+    assert 'Attribution-ShareAlike 4.0 International' in package_data('audioset', 'LICENSE.txt').read_text()
+    assert 'CC BY-SA 4.0' in package_data('audioset', 'README.md').read_text()
+
+@pytest.mark.parametrize('as_published, shared_name', [(False, 'hdio_ontology.json'), (True, 'hdio_as_published.json')])
+def test_shipped_hdio_outlines_hold_the_shared_trees(shared_folder, as_published, shared_name):
+    "Both nestings, read from the package's outline and from the shared JSON: the same tree, node order included."
+    ours, theirs = O.HDIOntology(O.hdio_ontology_path(as_published)), O.HDIOntology(shared_folder / 'data' / shared_name)
+    assert ours.nodes == theirs.nodes and ours.roots == theirs.roots
+    assert [ours.graph.nodes[n]['leaf'] for n in ours.nodes] == [theirs.graph.nodes[n]['leaf'] for n in theirs.nodes]
+    corrected_map = json.loads((shared_folder / 'data' / 'hdio_ontology.json').read_text())['tinysol_label_map']
+    assert ours.tinysol_label_map == corrected_map
+
+def test_shipped_published_numbers_match_the_shared_result_files(shared_folder):
+    for path in sorted((shared_folder / 'reference' / 'i_can_listen_results').glob('*.csv')):
+        assert package_data('published', 'i_can_listen_results', path.name).read_bytes() == path.read_bytes(), path.name
 
 @pytest.fixture(scope='module')
 def wordnet(): return O.WordNetOntology()
@@ -157,7 +179,7 @@ def test_hdio_errors(hdio_files, tmp_path):
     onto = hdio_files['corrected']
     with pytest.raises(KeyError, match='ambiguous'): onto.node('plucked')
     with pytest.raises(KeyError, match='violn'): onto.distance('violn', 'viola')
-    with pytest.raises(FileNotFoundError, match='CROSSMODAL_SHARED'): O.HDIOntology(tmp_path / 'missing.json')
+    with pytest.raises(FileNotFoundError, match='missing.json; pass the path'): O.HDIOntology(tmp_path / 'missing.json')
     with pytest.raises(ValueError, match='rule'): O.triplets_from_distances(np.zeros((3, 3)), 'paper')
 
 

@@ -11,7 +11,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('CROSSMODAL_QUIET', '1')
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
-from crossmodal.core import get_profile, file_sha256
+from crossmodal.core import get_profile, file_sha256, cache_use, RUN_DIR_VARIABLE
+import crossmodal.pictonet as pictonet
 from crossmodal.data.images import INSTRUMENT_EMOJI, cldr_emoji
 from crossmodal.pictonet import (CorruptWeights, PictoNetEmbedder, augment_batch, load_pictonet, main,
                                  pretrain_pictonet, pretraining_drawings, render_corpus, weights_dir, instrument_leaks)
@@ -112,3 +113,18 @@ def test_cli_rejects_unknown_profile(capsys, monkeypatch, root):
     (root.parent / 'home').mkdir(exist_ok=True)
     with pytest.raises(SystemExit): main(['--profile', 'nope'])
     assert 'unknown profile' in capsys.readouterr().err
+
+
+def test_cache_use_counts_corpus_and_weights(tmp_path, monkeypatch, root):
+    run = tmp_path / 'run'; run.mkdir()
+    monkeypatch.setenv(RUN_DIR_VARIABLE, str(run))
+    monkeypatch.setattr(pictonet, '_trained_here', set())
+    render_corpus(P_SMALL, root, verbose=False)            # cached corpus: every drawing a hit
+    (tmp_path / 'fresh').mkdir(); (tmp_path / 'fresh' / 'corpus').symlink_to(root / 'corpus')
+    pretrain_pictonet(P_SMALL, 0, root=tmp_path / 'fresh', verbose=False)   # trained: one miss (the corpus read: hits)
+    load_pictonet(P_SMALL, 0, root=tmp_path / 'fresh', verbose=False)       # just trained here: not a hit
+    load_pictonet(P_SMALL, 0, root=root, verbose=False)                     # weights from the cache: one hit
+    use = cache_use(run).set_index('stage')
+    n = len(render_corpus(P_SMALL, root, verbose=False).drawings)
+    assert use.loc['render pictogram corpus', ['hits', 'misses']].tolist() == [2 * n, 0]
+    assert use.loc['pictonet weights', ['hits', 'misses']].tolist() == [1, 1]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from crossmodal.core import RESULT_COLUMNS, repo_root
-from crossmodal.reproduce import is_finished, read_state, render_readme
+from crossmodal.reproduce import README_HEADLINES, is_finished, missing_headlines, read_state, render_readme, summarise_results
 
 ROOT = repo_root()
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'MPLBACKEND': 'Agg', 'CROSSMODAL_QUIET': '1'}
@@ -112,6 +112,28 @@ def test_only_runs_the_named_notebooks(tmp_path, section_nbs):
 def test_readme_is_exported_from_index():
     assert (ROOT / 'README.md').read_text() == render_readme(), \
         'README.md is out of date: run `crossmodal readme` (it is written from nbs/index.ipynb)'
+
+
+def _markdown_tables(text):
+    "Every markdown table in `text` as a list of dicts (header -> cell text)."
+    tables, rows = [], []
+    for line in text.splitlines() + ['']:
+        if line.startswith('|'): rows.append([c.strip() for c in line.strip().strip('|').split('|')]); continue
+        if rows: tables.append([dict(zip(rows[0], r)) for r in rows[2:]]); rows = []
+    return tables
+
+
+def test_readme_numbers_are_the_csvs():
+    "Each number in the README's results is the committed data/last_studio_run.csv's, to the 4 digits shown."
+    summary = summarise_results(pd.read_csv(ROOT / 'data' / 'last_studio_run.csv'))
+    expected = {tuple(r[:4]): r[4] for r in summary[['section', 'experiment', 'system', 'metric', 'value']].itertuples(index=False)}
+    results = (ROOT / 'README.md').read_text().split('## Results of the last studio run')[1]
+    beside, headline = _markdown_tables(results)
+    assert missing_headlines(summary) == []                       # every headline key is in the CSV
+    assert len(headline) == len(README_HEADLINES)                 # one row per key, no more
+    for row in beside + headline:
+        key = (row['section'], row['experiment'], row['system'], row['metric'])
+        assert float(row['value']) == pytest.approx(expected[key], rel=5e-4), key
 
 
 def test_nbdev_export_changes_nothing(tmp_path):

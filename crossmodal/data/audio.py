@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import Profile, get_profile, data_home, content_hash, progress
+from ..core import Profile, get_profile, data_home, content_hash, progress, file_sha256, note_cache_use
 
 # %% auto #0
 __all__ = ['SOUNDFONTS', 'SOUNDFONT_DIRS', 'HELD_OUT_FAMILY', 'DRUM_KITS', 'DRUM_KEYS', 'CYMBAL_KEYS', 'STUDIO_CLASSES',
            'UNRENDERED_CLASSES', 'GM_NAMES', 'TINYSOL_INSTRUMENTS', 'VALID_FRACTION', 'N_FOLDS', 'DYNAMICS', 'BLOCK',
            'SYNTH_GAIN', 'SILENCE_PEAK', 'CLIP_PEAK', 'RENDER_VERSION', 'MIN_ITEMS_FOR_PROCESSES', 'MANIFEST_COLUMNS',
-           'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches', 'make_phrase',
-           'plan_audio', 'SoundFontSynth', 'audio_folder', 'read_manifest', 'render_studio_audio', 'load_audio',
-           'tinysol_metadata']
+           'RENDER_STAGE', 'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches',
+           'make_phrase', 'plan_audio', 'SoundFontSynth', 'audio_folder', 'damaged_files', 'damage_note',
+           'read_manifest', 'render_studio_audio', 'load_audio', 'tinysol_metadata']
 
 # %% ../../nbs/02a_audio.ipynb #48e29714
 SOUNDFONTS = {  # name -> where Debian puts it, the package, its licence, and its timbre family
@@ -40,8 +40,16 @@ def find_soundfont(name:str, # a SOUNDFONTS key ('FluidR3_GM', ...) or a path to
         env = os.environ.get('CROSSMODAL_SOUNDFONT_DIRS')
         dirs = env.split(os.pathsep) if env else SOUNDFONT_DIRS
     if name not in SOUNDFONTS:
-        if Path(name).suffix.lower() in ('.sf2', '.sf3') and Path(name).is_file(): return Path(name)
-        raise ValueError(f"crossmodal: unknown SoundFont {name!r}; known: {', '.join(SOUNDFONTS)} (or a path to an .sf2/.sf3 file)")
+        path = Path(name)
+        looks_like_path = any(sep and sep in name for sep in ('/', os.sep, os.altsep)) or path.suffix.lower() in ('.sf2', '.sf3')
+        if not looks_like_path:
+            raise ValueError(f"crossmodal: unknown SoundFont {name!r}; known: {', '.join(SOUNDFONTS)} (or a path to an .sf2/.sf3 file)")
+        if not path.exists():
+            raise FileNotFoundError(f"crossmodal: SoundFont file {name} not found: no such file (check the path; "
+                                    f"or name an installed SoundFont: {', '.join(SOUNDFONTS)})")
+        if not path.is_file() or path.suffix.lower() not in ('.sf2', '.sf3'):
+            raise ValueError(f"crossmodal: {name} is not a SoundFont file (expected an .sf2 or .sf3 file)")
+        return path
     info = SOUNDFONTS[name]
     for d in dirs:
         for f in info['files']:
@@ -323,12 +331,12 @@ def _init_worker(queue):
     global _progress_queue; _progress_queue = queue
 
 def _render_soundfont(sf:str, items:list, out_root:str, sample_rate:int, clip_seconds:float) -> list:
-    "Render one SoundFont's items into `out_root`; one status dict per item."
+    "Render one SoundFont's items into `out_root`; one status dict per item (with the written file's SHA-256)."
     import soundfile as sf_io
     synth, statuses = SoundFontSynth(sf, sample_rate), []
     try:
         for it in items:
-            status = dict(id=it['id'], status='ok', preset=synth.preset_name(it['bank'], it['program']), peak=np.nan, rms_db=np.nan)
+            status = dict(id=it['id'], status='ok', preset=synth.preset_name(it['bank'], it['program']), peak=np.nan, rms_db=np.nan, sha256=None)
             if status['preset'] is None: status['status'] = 'missing_preset'
             else:
                 audio = synth.render(json.loads(it['notes']), it['bank'], it['program'], it['channel'], clip_seconds)
@@ -339,15 +347,16 @@ def _render_soundfont(sf:str, items:list, out_root:str, sample_rate:int, clip_se
                     if peak >= CLIP_PEAK: audio, status['status'] = audio * (CLIP_PEAK * 0.99 / peak), 'limited'
                     path = Path(out_root) / it['path']; path.parent.mkdir(parents=True, exist_ok=True)
                     sf_io.write(path, audio, sample_rate, subtype='PCM_16')
-                    status.update(peak=round(min(peak, CLIP_PEAK), 5), rms_db=round(float(10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)), 2))
+                    status.update(peak=round(min(peak, CLIP_PEAK), 5), rms_db=round(float(10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)), 2),
+                                  sha256=file_sha256(path))
             statuses.append(status)
             if _progress_queue is not None: _progress_queue.put(1)
     finally: synth.close()
     return statuses
 
 def _remove_stale_parts(folder):
-    "Delete temporary folders of renders whose process has died (an interrupted run leaves one behind)."
-    for part in folder.parent.glob(f'.{folder.name}.part-*'):
+    "Delete temporary folders of renders whose process has died (an interrupted run or repair leaves one behind)."
+    for part in [*folder.parent.glob(f'.{folder.name}.part-*'), *folder.parent.glob(f'.{folder.name}.old-*')]:
         try: os.kill(int(part.name.rsplit('-', 1)[1]), 0)
         except (ProcessLookupError, ValueError): shutil.rmtree(part, ignore_errors=True)
         except PermissionError: pass  # alive, owned by someone else
@@ -379,31 +388,94 @@ def audio_folder(profile:str|Profile='tiny', seed:int=0, instruments=None, root=
 MANIFEST_COLUMNS = ['id', 'path', 'modality', 'label', 'ontology_ids', 'source', 'licence', 'split', 'sf_family',
                     'dataset', 'instrument', 'family', 'kind', 'bank', 'program', 'preset', 'channel', 'pitch',
                     'pitch_name', 'velocity', 'dynamics', 'dynamics_id', 'group', 'fold', 'notes', 'sample_rate',
-                    'duration', 'peak', 'rms_db']
+                    'duration', 'peak', 'rms_db', 'sha256']
 
-def read_manifest(folder:str|Path) -> pd.DataFrame:
+def damaged_files(root:str|Path, # the folder the manifest's paths are relative to
+                  manifest:pd.DataFrame # a render's manifest with `path` and `sha256` columns
+                 ) -> list[str]:
+    "The `path`s of `manifest` whose file is missing or whose bytes no longer have the recorded SHA-256."
+    root = Path(root)
+    return [p for p, digest in zip(manifest.path, manifest.sha256)
+            if not (root / p).is_file() or file_sha256(root / p) != digest]
+
+def damage_note(bad:list, # paths from `damaged_files`
+                n_items:int, # items in the manifest
+                what:str, # e.g. 'rendered clips'
+                folder:str|Path) -> str:
+    "'2 of 1,793 rendered clips in <folder> are missing or damaged (a.wav, b.wav)': the first five file names, then a count."
+    names = [Path(p).name for p in bad[:5]] + ([f'and {len(bad) - 5} more'] if len(bad) > 5 else [])
+    return f"{len(bad):,} of {n_items:,} {what} in {folder} {'is' if len(bad) == 1 else 'are'} missing or damaged ({', '.join(names)})"
+
+def read_manifest(folder:str|Path, # a finished render folder
+                  verify:bool=True # check every clip against its SHA-256 (raise naming the damaged ones)
+                 ) -> pd.DataFrame:
     "The manifest of a finished render folder (`manifest.csv`); `.attrs` holds the folder and the render summary."
     folder = Path(folder)
     if not (folder / '.done').exists():
         raise FileNotFoundError(f"crossmodal: {folder} is not a finished render (no .done marker); render it again")
-    manifest = pd.read_csv(folder / 'manifest.csv', keep_default_na=False, na_values=[''])
+    manifest = pd.read_csv(folder / 'manifest.csv', keep_default_na=False, na_values=[''], dtype={'sha256': str})
     manifest.attrs.update(root=str(folder), summary=json.loads((folder / 'summary.json').read_text()))
+    if verify:
+        remedy = "render_studio_audio with the same profile and seed re-renders"
+        if 'sha256' not in manifest.columns:
+            raise ValueError(f"crossmodal: {folder} was rendered before clips had checksums; {remedy} it")
+        bad = damaged_files(folder, manifest)
+        if bad: raise ValueError(f"crossmodal: {damage_note(bad, len(manifest), 'rendered clips', folder)}; {remedy} them")
     return manifest
+
+# %% ../../nbs/02a_audio.ipynb #c23de563
+RENDER_STAGE = 'render studio audio'  # its name in the run's cache-use table
+
+def _rerender_clips(folder:Path, manifest:pd.DataFrame, bad:list, P:Profile) -> bool:
+    "Render the clips at `bad` paths again and move them into `folder`; False (nothing moved) if one differs from its SHA-256."
+    _remove_stale_parts(folder)
+    tmp = folder.with_name(f'.{folder.name}.part-{os.getpid()}')
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    try:
+        rows = manifest[manifest.path.isin(bad)]
+        for sf, items in rows.groupby('source', sort=False):  # the manifest row holds everything the renderer needs
+            _render_soundfont(sf, items.to_dict('records'), str(tmp), P.audio_sample_rate, P.clip_seconds)
+        if damaged_files(tmp, rows): return False
+        for p in rows.path:
+            (folder / p).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / p, folder / p)  # one atomic rename per clip: a reader sees the old or the new file
+        return True
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+def _cached_render(folder:Path, P:Profile) -> pd.DataFrame|None:
+    "The verified manifest of the finished render in `folder` (damaged clips re-rendered first), or None: render it all again."
+    try: manifest = read_manifest(folder, verify=False)
+    except Exception as e:
+        print(f"crossmodal: the cached render in {folder} cannot be read ({e}); rendering all of it again"); return None
+    if 'sha256' not in manifest.columns:
+        print(f"crossmodal: {folder} was rendered before clips had checksums; rendering all of it again to record them "
+              "(same seed, same bytes)"); return None
+    bad = damaged_files(folder, manifest)
+    if bad:
+        print(f"crossmodal: {damage_note(bad, len(manifest), 'rendered clips', folder)}; re-rendering them")
+        if not _rerender_clips(folder, manifest, bad, P):
+            print(f"crossmodal: re-rendered clips of {folder} differ from their recorded checksums (has a SoundFont "
+                  "changed?); rendering all of it again"); return None
+    note_cache_use(RENDER_STAGE, hits=len(manifest) - len(bad), misses=len(bad))
+    manifest.attrs['summary'].update(cached=True, rerendered=manifest.id[manifest.path.isin(bad)].tolist())
+    return manifest
+
 
 def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, SoundFonts, rate, clip length
                         seed:int=0, # same seed: identical manifest and identical WAV bytes
                         instruments=None, # restrict to these instrument names; None: every studio and TinySOL-like one
                         root:str|Path|None=None, # parent folder of renders (default `data_home()/'studio'`)
                         n_jobs:int|None=None, # worker processes (default: 1 for small renders, else up to 2; one SoundFont per process)
-                        force:bool=False, # render again even when a finished render exists
+                        force:bool=False, # render everything again even when a finished, intact render exists
                         verbose:bool=True # print the summary
                        ) -> pd.DataFrame:
-    "Render (or load the cached) studio audio; return its manifest, one row per clip, paths relative to `.attrs['root']`."
+    "Render (or load the verified cache of) studio audio; return its manifest, one row per clip, paths relative to `.attrs['root']`."
     P = get_profile(profile)
     folder = audio_folder(P, seed, instruments, root)
     if (folder / '.done').exists() and not force:
-        manifest = read_manifest(folder); manifest.attrs['summary']['cached'] = True
-        return manifest
+        manifest = _cached_render(folder, P)
+        if manifest is not None: return manifest
+        force = True  # the finished folder is unusable: the new render replaces it
     plan = plan_audio(P, seed, instruments)
     _remove_stale_parts(folder)
     tmp = folder.with_name(f'.{folder.name}.part-{os.getpid()}')
@@ -439,7 +511,7 @@ def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: s
     seconds = time.perf_counter() - start
     status = pd.DataFrame(statuses).set_index('id').loc[plan.id]
     manifest = plan.assign(preset=status.preset.values, peak=status.peak.values, rms_db=status.rms_db.values,
-                           sample_rate=P.audio_sample_rate, duration=P.clip_seconds)
+                           sample_rate=P.audio_sample_rate, duration=P.clip_seconds, sha256=status.sha256.values)
     kept = (status.status.isin(['ok', 'limited'])).values
     skipped = status[~kept]
     manifest = manifest[kept][MANIFEST_COLUMNS].reset_index(drop=True)
@@ -453,13 +525,14 @@ def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: s
     (tmp / 'summary.json').write_text(json.dumps(summary, indent=1))
     (tmp / '.done').write_text('')
     _move_into_place(tmp, folder, force)
+    note_cache_use(RENDER_STAGE, misses=summary['rendered'])
     if verbose:
         print(f"studio audio ({P.name}, seed {seed}): {summary['rendered']} clips of {summary['planned']} planned in "
               f"{seconds:.1f} s ({summary['clips_per_second']} clips/s, {n_jobs} process(es)); skipped "
               f"{summary['silent_skipped']} silent and {summary['missing_preset_skipped']} missing-preset notes; "
               f"{summary['limited']} scaled down to avoid clipping")
         if len(skipped): print('  skipped:', ', '.join(skipped.index[:12]) + (' ...' if len(skipped) > 12 else ''))
-    return read_manifest(folder)
+    return read_manifest(folder, verify=False)  # just written: the checksums were taken from these files
 
 # %% ../../nbs/02a_audio.ipynb #e0c19893
 def load_audio(path:str|Path, # an audio file (WAV, FLAC, ...)
@@ -484,7 +557,7 @@ def load_audio(path:str|Path, # an audio file (WAV, FLAC, ...)
             audio = f.read(frames=-1 if duration is None else int(round(duration * file_sr)), dtype='float32', always_2d=True)
     except IndexError as e: raise ValueError(f"crossmodal: audio file {path}: {e}") from None
     except Exception as e:
-        raise ValueError(f"crossmodal: cannot read audio file {path} ({e}); it is corrupt or not audio — delete it and render again") from e
+        raise ValueError(f"crossmodal: cannot read audio file {path} ({e}); it is corrupt or not audio (a damaged studio clip is rendered again by the next `render_studio_audio` call)") from e
     if audio.shape[0] == 0: raise ValueError(f"crossmodal: audio file {path} is empty (0 samples)")
     if not np.isfinite(audio).all(): raise ValueError(f"crossmodal: audio file {path} holds NaN or infinite samples")
     audio = audio.mean(axis=1) if mono else audio.T

@@ -11,7 +11,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..core import content_hash, data_home, shared_dir, get_profile, Profile
+from ..core import content_hash, data_home, package_data, get_profile, Profile
 
 # %% auto #0
 __all__ = ['MANIFEST_COLUMNS', 'TINYSOL_HEADER', 'AUDIOSET_SUBSETS', 'WU2021_ROOT_LABELS', 'AUDIOSET_FIXTURE_SEGMENTS',
@@ -281,13 +281,10 @@ def read_segments_csv(path:Path|str) -> pd.DataFrame:
             rows.append((rec[0], float(rec[1]), float(rec[2]), [l.strip() for l in ','.join(rec[3:]).split(',') if l.strip()]))
     return pd.DataFrame(rows, columns=['ytid', 'start_seconds', 'end_seconds', 'label_ids'])
 
-def load_audioset_ontology(path:Path|str|None=None # the ontology JSON (default: shared data folder)
+def load_audioset_ontology(path:Path|str|None=None # the ontology JSON (default: the copy the package ships)
                           ) -> list:
     "The AudioSet ontology as its list of nodes (`id`, `name`, `child_ids`, …)."
-    if path is None:
-        try: path = shared_dir() / 'data' / 'audioset_ontology.json'
-        except FileNotFoundError: path = Path('audioset_ontology.json')
-    path = Path(path)
+    path = Path(path) if path is not None else package_data('audioset', 'ontology.json')
     if not path.exists():
         raise FileNotFoundError(f"crossmodal: AudioSet ontology not found at {path}; get ontology.json from the "
                                 "AudioSet ontology repository (github.com/audioset/ontology) and pass its path")
@@ -338,7 +335,7 @@ class AudioSet(RealDataset):
     def __init__(self, root=None,
                  subsets:Iterable|None=None, # CSVs to read, from AUDIOSET_SUBSETS (None: every one present)
                  label_filter:str|Iterable|None='music', # 'music' (Wu et al.), a set of ontology ids, or None (all)
-                 ontology:Path|str|list|None=None, # ontology JSON path or nodes (default: shared data folder)
+                 ontology:Path|str|list|None=None, # ontology JSON path or nodes (default: the copy the package ships)
                  include_roots:bool=True, # the filter's root labels count as their own descendants
                  images:str='frames', # 'frames' (pre-extracted jpg) or 'video' (mp4, decoded on load)
                  audio_ext:str='.wav', # extension of the audio clips

@@ -13,17 +13,19 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from ..core import (Profile, get_profile, data_home, assets_dir, shared_dir, content_hash, progress)
+from ..core import (Profile, get_profile, data_home, assets_dir, package_data, content_hash, progress,
+                             file_sha256, note_cache_use)
+from .audio import damaged_files, damage_note
 
 # %% auto #0
 __all__ = ['IMAGE_SETS', 'INSTRUMENT_EMOJI', 'NAMED_DRAWINGS', 'DRAWING_ONLY_CLASSES', 'DRAWING_COLUMNS', 'TEST_FAMILIES',
-           'VALID_FAMILIES', 'IMAGES_FORMAT_VERSION', 'MANIFEST_COLUMNS', 'EMOJI_SETS', 'ImageSet', 'set_path',
-           'attribution_table', 'image_classes', 'ontology_ids', 'normalize_hexcode', 'slugify', 'iconify_names',
-           'find_emoji', 'list_instrument_drawings', 'class_set_counts', 'usable_classes', 'CorruptDrawing',
-           'iconify_svg', 'autocrop', 'pad_to_square', 'render_drawing', 'augmentation_rng', 'random_background',
-           'jitter_colours', 'drawing_luminance', 'augment', 'family_split', 'assign_splits', 'select_drawings',
-           'images_dir', 'read_manifest', 'render_images', 'render_log', 'load_image', 'cldr_emoji', 'list_pictograms',
-           'pictogram_coverage']
+           'VALID_FAMILIES', 'IMAGES_FORMAT_VERSION', 'RENDER_STAGE', 'MANIFEST_COLUMNS', 'EMOJI_SETS', 'ImageSet',
+           'set_path', 'attribution_table', 'image_classes', 'ontology_ids', 'normalize_hexcode', 'slugify',
+           'iconify_names', 'find_emoji', 'list_instrument_drawings', 'class_set_counts', 'usable_classes',
+           'CorruptDrawing', 'iconify_svg', 'autocrop', 'pad_to_square', 'render_drawing', 'augmentation_rng',
+           'random_background', 'jitter_colours', 'drawing_luminance', 'augment', 'family_split', 'assign_splits',
+           'select_drawings', 'images_dir', 'read_manifest', 'render_images', 'render_log', 'load_image', 'cldr_emoji',
+           'list_pictograms', 'pictogram_coverage']
 
 # %% ../../nbs/02b_images.ipynb #7efdceaf
 @dataclass(frozen=True)
@@ -427,8 +429,9 @@ def assign_splits(df:pd.DataFrame, # any table with a `design_family` column (dr
 
 # %% ../../nbs/02b_images.ipynb #23462f6f
 IMAGES_FORMAT_VERSION = 2  # bump whenever rendering or augmentation changes the pixels
+RENDER_STAGE = 'render studio images'  # its name in the run's cache-use table
 MANIFEST_COLUMNS = ['id', 'path', 'modality', 'label', 'ontology_ids', 'source', 'design_family', 'licence', 'author',
-                    'split', 'drawing_id', 'drawing_name', 'codepoint', 'augmentation']
+                    'split', 'drawing_id', 'drawing_name', 'codepoint', 'augmentation', 'sha256']
 
 def select_drawings(drawings:pd.DataFrame, # from `list_instrument_drawings`
                     max_drawings:int|None # cap (None: all)
@@ -449,16 +452,78 @@ def images_dir(profile:Profile|str, # the profile the images are rendered for
                        image_size=P.image_size, augmentations=P.augmentations_per_drawing, max_items=P.max_items)
     return Path(root or data_home()) / 'studio' / f'{P.name}-{key}' / 'images'
 
-def _write_image(img:Image.Image, path:Path):
+def _image_path(d, a:int) -> str:
+    "Where variant `a` of drawing `d` goes, relative to the images folder."
+    return (Path(d.split) / slugify(d.label) / f'{d.drawing_id.replace(":", "__")}__a{a:02d}.png').as_posix()
+
+def _write_variant(drawing:Image.Image, d, a:int, seed:int, size:int, out:Path) -> str:
+    "Write variant `a` of the rendered `drawing` (row `d`) under `out`; its SHA-256."
+    img = augment(drawing, None if a == 0 else augmentation_rng(seed, d.drawing_id, a), size)
+    path = out / _image_path(d, a)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format='PNG', optimize=False)
+    return file_sha256(path)
 
-def read_manifest(folder:Path|str) -> pd.DataFrame:
+def _remove_stale_tmp(folder:Path):
+    "Delete temporary folders of renders whose process has died (an interrupted run or repair leaves one behind)."
+    for part in [*folder.parent.glob(f'.{folder.name}.tmp-*'), *folder.parent.glob(f'.{folder.name}.old-*')]:
+        try: os.kill(int(part.name.rsplit('-', 1)[1]), 0)
+        except (ProcessLookupError, ValueError): shutil.rmtree(part, ignore_errors=True)
+        except PermissionError: pass  # alive, owned by someone else
+
+def read_manifest(folder:Path|str, # a finished image render folder
+                  verify:bool=True # check every image against its SHA-256 (raise naming the damaged ones)
+                 ) -> pd.DataFrame:
     "The manifest written by `render_images` in `folder`, with its column types; `.attrs['folder']` holds `folder`."
     folder = Path(folder)
     if not (folder / '.done').exists(): raise FileNotFoundError(f"crossmodal: no complete image render in {folder}")
-    manifest = pd.read_csv(folder / 'manifest.csv', dtype={'codepoint': str, 'ontology_ids': str}, keep_default_na=False)
+    manifest = pd.read_csv(folder / 'manifest.csv', dtype={'codepoint': str, 'ontology_ids': str, 'sha256': str},
+                           keep_default_na=False)
     manifest.attrs['folder'] = str(folder)  # where `path` is relative to
+    if verify:
+        remedy = "render_images with the same profile, seed, sets and classes re-renders"
+        if 'sha256' not in manifest.columns:
+            raise ValueError(f"crossmodal: {folder} was rendered before images had checksums; {remedy} it")
+        bad = damaged_files(folder, manifest)
+        if bad: raise ValueError(f"crossmodal: {damage_note(bad, len(manifest), 'rendered images', folder)}; {remedy} them")
+    return manifest
+
+# %% ../../nbs/02b_images.ipynb #e341b3da
+def _rerender_images(folder:Path, manifest:pd.DataFrame, bad:list, drawings:pd.DataFrame, seed:int, P:Profile) -> bool:
+    "Render the images at `bad` paths again and move them into `folder`; False (nothing moved) if one differs from its SHA-256."
+    _remove_stale_tmp(folder)
+    tmp = folder.with_name(f'.{folder.name}.tmp-{os.getpid()}')
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    try:
+        rows, by_id = manifest[manifest.path.isin(bad)], {d.drawing_id: d for d in drawings.itertuples()}
+        for drawing_id, variants in rows.groupby('drawing_id', sort=False):
+            if drawing_id not in by_id: return False
+            d = by_id[drawing_id]
+            drawing = render_drawing(d.source, d.ref, max(2 * P.image_size, 128))
+            for v in variants.itertuples():
+                if _image_path(d, v.augmentation) != v.path or _write_variant(drawing, d, v.augmentation, seed, P.image_size, tmp) != v.sha256:
+                    return False
+        for p in rows.path: os.replace(tmp / p, folder / p)  # one atomic rename per image: a reader sees the old or the new file
+        return True
+    except CorruptDrawing: return False
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+def _cached_images(folder:Path, drawings:pd.DataFrame, seed:int, P:Profile) -> pd.DataFrame|None:
+    "The verified manifest of the finished render in `folder` (damaged images re-rendered first), or None: render it all again."
+    try: manifest = read_manifest(folder, verify=False)
+    except Exception as e:
+        print(f"crossmodal images: the cached render in {folder} cannot be read ({e}); rendering all of it again"); return None
+    if 'sha256' not in manifest.columns:
+        print(f"crossmodal images: {folder} was rendered before images had checksums; rendering all of it again to record "
+              "them (same seed, same bytes)"); return None
+    bad = damaged_files(folder, manifest)
+    if bad:
+        print(f"crossmodal images: {damage_note(bad, len(manifest), 'rendered images', folder)}; re-rendering them")
+        if not _rerender_images(folder, manifest, bad, drawings, seed, P):
+            print(f"crossmodal images: re-rendered images of {folder} differ from their recorded checksums (has a pictogram "
+                  "package changed?); rendering all of it again"); return None
+    note_cache_use(RENDER_STAGE, hits=len(manifest) - len(bad), misses=len(bad))
+    manifest.attrs['rerendered'] = manifest.id[manifest.path.isin(bad)].tolist()
     return manifest
 
 def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentations_per_drawing`, `max_items`
@@ -469,7 +534,7 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
                   root:Path|str|None=None, # instead of `data_home()`
                   verbose:bool=True # print the summary
                  ) -> pd.DataFrame:
-    "Render (or read back) the instrument images; return the manifest, one row per image (`MANIFEST_COLUMNS`), `.attrs['folder']` its folder."
+    "Render (or read back, verified) the instrument images; return the manifest, one row per image (`MANIFEST_COLUMNS`), `.attrs['folder']` its folder."
     P = get_profile(profile)
     drawings = list_instrument_drawings(sets)
     if classes is not None:
@@ -482,8 +547,13 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
     drawings = select_drawings(drawings, None if P.max_items is None else max(1, P.max_items // n_aug))
     drawings = drawings.assign(split=assign_splits(drawings)).reset_index(drop=True)
     folder = images_dir(P, seed, drawings, root)
-    if (folder / '.done').exists(): return read_manifest(folder)
-    tmp = folder.with_name(f'.images.tmp-{os.getpid()}')
+    replace = False  # replace a finished folder (one found unusable)
+    if (folder / '.done').exists():
+        manifest = _cached_images(folder, drawings, seed, P)
+        if manifest is not None: return manifest
+        replace = True
+    _remove_stale_tmp(folder)
+    tmp = folder.with_name(f'.{folder.name}.tmp-{os.getpid()}')
     if tmp.exists(): shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     rows, skipped, start = [], [], time.perf_counter()
@@ -493,13 +563,11 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
         try: drawing = render_drawing(d.source, d.ref, work_px)
         except CorruptDrawing as e: skipped.append((d.drawing_id, str(e))); continue
         for a in range(n_aug):
-            img = augment(drawing, None if a == 0 else augmentation_rng(seed, d.drawing_id, a), P.image_size)
-            rel = Path(d.split) / slugify(d.label) / f'{d.drawing_id.replace(":", "__")}__a{a:02d}.png'
-            _write_image(img, tmp / rel)
-            rows.append(dict(id=f'{d.drawing_id}#{a}', path=rel.as_posix(), modality='image', label=d.label,
+            digest = _write_variant(drawing, d, a, seed, P.image_size, tmp)
+            rows.append(dict(id=f'{d.drawing_id}#{a}', path=_image_path(d, a), modality='image', label=d.label,
                              ontology_ids=class_ids[d.label], source=d.source, design_family=d.design_family,
                              licence=d.licence, author=d.author, split=d.split, drawing_id=d.drawing_id,
-                             drawing_name=d.name, codepoint=d.codepoint, augmentation=a))
+                             drawing_name=d.name, codepoint=d.codepoint, augmentation=a, sha256=digest))
     seconds = time.perf_counter() - start
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     manifest.to_csv(tmp / 'manifest.csv', index=False)
@@ -508,17 +576,20 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
     (tmp / 'render_log.json').write_text(json.dumps(dict(profile=P.name, seed=seed, n_images=len(manifest),
         n_drawings=len(drawings) - len(skipped), skipped=skipped, seconds=round(seconds, 2)), indent=1))
     (tmp / '.done').write_text('complete\n')
-    if (folder / '.done').exists(): shutil.rmtree(tmp)  # another process finished the same render first
+    if (folder / '.done').exists() and not replace: shutil.rmtree(tmp)  # another process finished the same render first
     else:
-        if folder.exists(): shutil.rmtree(folder)  # an old render without `.done` (interrupted): replace it
+        if folder.exists():  # an interrupted render (no `.done`) or an unusable one: move it aside, then swap
+            trash = folder.with_name(f'.{folder.name}.old-{os.getpid()}')
+            shutil.rmtree(trash, ignore_errors=True); os.replace(folder, trash); shutil.rmtree(trash, ignore_errors=True)
         os.replace(tmp, folder)
+    note_cache_use(RENDER_STAGE, misses=len(manifest))
     if verbose:
         print(f"crossmodal images: {len(manifest)} images of {len(drawings) - len(skipped)} drawings "
               f"({manifest.label.nunique()} classes) in {seconds:.1f} s -> {folder}")
         if skipped:
             print(f"  skipped {len(skipped)} drawing(s) that could not be rendered:")
             for drawing_id, err in skipped: print(f"    {drawing_id}: {err}")
-    return read_manifest(folder)
+    return read_manifest(folder, verify=False)  # just written: the checksums were taken from these files
 
 def render_log(manifest_folder:Path|str) -> dict:
     "What `render_images` recorded about a render: counts, skipped drawings, seconds."
@@ -540,7 +611,7 @@ def load_image(path:Path|str, # an image file
             img = img.convert(mode)
     except FileNotFoundError: raise FileNotFoundError(f"crossmodal: image file not found: {path}") from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"crossmodal: cannot read image {path} ({e}); the file is corrupt: delete it and render again") from e
+        raise ValueError(f"crossmodal: cannot read image {path} ({e}); the file is corrupt (a damaged studio image is rendered again by the next `render_images` call)") from e
     if size is not None: img = img.resize((size, size) if isinstance(size, int) else tuple(size), Image.LANCZOS)
     return img
 

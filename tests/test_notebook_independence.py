@@ -1,0 +1,50 @@
+"""Notebooks must not change what the package is: re-running export cells in a notebook leaves the registry as the
+package builds it, and notebooks that `nbdev_test` may put in one worker process pass in either grouping."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+from crossmodal.core import repo_root
+
+ROOT = repo_root()
+ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'MPLBACKEND': 'Agg', 'CROSSMODAL_QUIET': '1'}
+REGISTERING_NOTEBOOKS = ['03_embeddings', '03a_musicnn', '03b_paper_embedders', '03c_pictonet']
+
+REGISTRY_AFTER_EXPORT_CELLS = r'''
+import json, sys
+import nbformat
+from crossmodal.embeddings import available_embedders
+def table():
+    cols = ['name', 'modality', 'dim', 'summary', 'kind', 'module', 'available', 'why_not']
+    return available_embedders()[cols].astype(str).sort_values('name').to_dict('records')
+before = table()
+for path in sys.argv[1:]:   # every export cell, run as a notebook runs it: in __main__
+    namespace = {'__name__': '__main__'}
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == 'code' and cell.source.lstrip().startswith('#| export'):
+            exec(compile(cell.source, path, 'exec'), namespace)
+print(json.dumps(dict(before=before, after=table())))
+'''
+
+
+def test_export_cells_run_in_a_notebook_leave_the_registry_as_the_package_builds_it():
+    paths = [str(ROOT / 'nbs' / f'{n}.ipynb') for n in REGISTERING_NOTEBOOKS]
+    proc = subprocess.run([sys.executable, '-c', REGISTRY_AFTER_EXPORT_CELLS, *paths], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT / 'nbs', timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tables = json.loads(proc.stdout.strip().splitlines()[-1])
+    before = {r['name']: r for r in tables['before']}
+    after = {r['name']: r for r in tables['after']}
+    assert set(after) == set(before)
+    changed = {n: (before[n], after[n]) for n in before if before[n] != after[n]}
+    assert not changed, changed
+    kinds = {n: r['kind'] for n, r in before.items() if not n.endswith('.*')}
+    assert kinds['vggish'] == kinds['clap_music_text'] == 'paper' and kinds['mfcc'] == 'descriptor'
+    assert kinds['MTT_musicnn'] == kinds['pictonet'] == kinds['minilm'] == 'packaged'
+
+
+def test_paper_embedders_then_translation_in_one_process():
+    "The order that once failed: 03b's registration cells, then 05's tests, in one nbdev_test worker."
+    nbdev_test = Path(sys.executable).parent / 'nbdev_test'
+    proc = subprocess.run([str(nbdev_test), '--path', 'nbs', '--file_re', r'^(03b_paper_embedders|05_translation)\.ipynb$',
+                           '--n_workers', '0'], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=1200)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
