@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_embeddings.ipynb #610e0ae1
 from __future__ import annotations
-import importlib, json, os, sys, time, traceback, warnings
+import importlib, inspect, json, os, sys, time, traceback, warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,11 +20,11 @@ from .core import (Profile, get_profile, data_home, content_hash, atomic_write, 
 # %% auto #0
 __all__ = ['MIN_IMAGE_SIDE', 'EMBEDDER_MODULES', 'EMBEDDER_KINDS', 'VIDEO_SUFFIXES', 'AUDIO_STATISTICS', 'MFCCEmbedder',
            'SpectralContrastEmbedder', 'ChromaEmbedder', 'ClassicalAudioEmbedder', 'to_rgb', 'prepare_audio',
-           'Embedder', 'register', 'load_embedder_modules', 'available_embedders', 'embedder_kind', 'get_embedder',
-           'embedding_cache_dir', 'manifest_root', 'item_window', 'load_manifest_item', 'embed_manifest',
-           'audio_statistics', 'AudioStatistics', 'colour_histogram', 'hog_descriptor', 'ImageDescriptors',
-           'HOGEmbedder', 'ColourHistogramEmbedder', 'HOGColourEmbedder', 'weights_hash', 'MiniLMEmbedder',
-           'validate_embedder', 'nearest_neighbour_accuracy']
+           'Embedder', 'register', 'load_embedder_modules', 'available_embedders', 'why_unavailable', 'embedder_kind',
+           'get_embedder', 'embedding_cache_dir', 'manifest_root', 'item_window', 'load_manifest_item',
+           'embed_manifest', 'audio_statistics', 'AudioStatistics', 'colour_histogram', 'hog_descriptor',
+           'ImageDescriptors', 'HOGEmbedder', 'ColourHistogramEmbedder', 'HOGColourEmbedder', 'weights_hash',
+           'MiniLMEmbedder', 'validate_embedder', 'nearest_neighbour_accuracy']
 
 # %% ../nbs/03_embeddings.ipynb #c5d90411
 def _item_names(n:int, ids) -> list:
@@ -234,10 +234,13 @@ def load_embedder_modules(modules:list|None=None # default: `EMBEDDER_MODULES`
             _MODULE_STATUS[module] = f"importing {module} failed: {type(e).__name__}: {e}"
     return dict(_MODULE_STATUS)
 
-def _why_not(entry, weights=None) -> str|None:
-    "Why `entry` cannot run here (None: it can); a paper model given `weights` is judged on those weights."
+def _why_not(entry, options:dict|None=None) -> str|None:
+    "Why `entry` cannot be built here with `options` (None: it can); its check is given the options it declares."
     if entry.check is None: return None
-    try: return entry.check(weights=weights) if entry.kind == 'paper' and weights is not None else entry.check()
+    try:
+        declared = inspect.signature(entry.check).parameters
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in declared.values())
+        return entry.check(**{k: v for k, v in (options or {}).items() if takes_any or k in declared})
     except Exception as e: return f"availability check failed: {type(e).__name__}: {e}"
 
 def available_embedders(modality:str|None=None # only this modality (None: all)
@@ -262,6 +265,12 @@ def _entry(name:str) -> _Entry:
                        + (f". Modules that failed to import: {'; '.join(failed)}" if failed else ''))
     return _REGISTRY[name]
 
+def why_unavailable(name:str, # a registered name
+                    **options # the options it would be built with (a paper model's `weights=`, pictonet's `profile=`, ...)
+                   ) -> str|None:
+    "Why `get_embedder(name, **options)` would fail here for want of packages, weights or data (None: it would not)."
+    return _why_not(_entry(name), options)
+
 def embedder_kind(name:str # a registered name
                  ) -> str:
     "Where `name`'s weights come from: 'descriptor', 'packaged' or 'paper' (see `EMBEDDER_KINDS`)."
@@ -274,7 +283,7 @@ def get_embedder(name:str, # a registered name, see `available_embedders()`
     entry = _entry(name)
     if 'weights' in options and entry.kind != 'paper':
         raise TypeError(f"crossmodal: embedder {name!r} is {entry.kind!r} ({EMBEDDER_KINDS[entry.kind]}): it takes no weights= option")
-    why = _why_not(entry, options.get('weights'))
+    why = _why_not(entry, options)
     if why: raise RuntimeError(f"crossmodal: embedder {name!r} is not available here: {why}")
     embedder = entry.factory(**options)
     if not all(hasattr(embedder, a) for a in ('embed', 'name', 'modality', 'dim', 'params')):

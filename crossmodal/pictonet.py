@@ -27,8 +27,9 @@ __all__ = ['PICTONET_VERSION', 'EXCLUDED_SUBGROUPS', 'CORPUS_STAGE', 'IMAGE_MEAN
            'pictonet_home', 'set_versions', 'max_pretrain_classes', 'corpus_key', 'pretraining_drawings',
            'instrument_leaks', 'PictogramCorpus', 'corpus_dir', 'render_corpus', 'augment_batch', 'BasicBlock',
            'PictoNet', 'normalise_images', 'pretrain_config', 'cpu_has_bf16', 'default_threads', 'torch_threads',
-           'PictoNetClassifier', 'CorruptWeights', 'weights_dir', 'pretrain_pictonet', 'weights_hint', 'load_pictonet',
-           'PictoNetEmbedder', 'knn_accuracy', 'linear_probe_accuracy', 'transfer_scores', 'main']
+           'PictoNetClassifier', 'CorruptWeights', 'weights_dir', 'pretrain_pictonet', 'weights_hint',
+           'weights_problem', 'load_pictonet', 'PictoNetEmbedder', 'knn_accuracy', 'linear_probe_accuracy',
+           'transfer_scores', 'main']
 
 # %% ../nbs/03c_pictonet.ipynb #9fc47c9d
 PICTONET_VERSION = 1  # bump whenever the corpus pixels, the network or the training change
@@ -440,6 +441,17 @@ def weights_hint(problem:str, # what is wrong, e.g. 'no pretrained PictoNet weig
     problem = problem.replace('`', "'")  # quoted errors (torch's use backticks) must not unbalance the command's quotes
     return f"crossmodal pictonet: {problem}; build them with `{command}`"
 
+def weights_problem(profile:Profile|str, seed:int=0, root:Path|str|None=None) -> str|None:
+    "What is wrong with the pretrained weights of `profile` and `seed` (absent, missing file, damaged), or None when they are sound."
+    P = get_profile(profile)
+    folder = weights_dir(P, seed, root)
+    path, sidecar = folder / 'pictonet.pt', folder / 'pictonet.json'
+    if not sidecar.exists(): return f"no pretrained PictoNet weights for profile {P.name!r} (seed {seed}) in {folder}"
+    if not path.exists(): return f"{path} is missing"
+    if file_sha256(path) != json.loads(sidecar.read_text())['sha256']:
+        return f"{path} is damaged: its SHA-256 does not match the one recorded in {sidecar.name}"
+    return None
+
 def load_pictonet(profile:Profile|str='studio', # whose pretrained weights
                   seed:int=0,
                   init:str='pretrained', # 'pretrained', or 'random' (the same network at its seeded initialisation)
@@ -457,13 +469,8 @@ def load_pictonet(profile:Profile|str='studio', # whose pretrained weights
     if init != 'pretrained': raise ValueError(f"crossmodal pictonet: init must be 'pretrained' or 'random', got {init!r}")
     folder = weights_dir(P, seed, root)
     path, sidecar = folder / 'pictonet.pt', folder / 'pictonet.json'
-    problem = None
-    if not sidecar.exists(): problem = f"no pretrained PictoNet weights for profile {P.name!r} (seed {seed}) in {folder}"
-    else:
-        meta = json.loads(sidecar.read_text())
-        if not path.exists(): problem = f"{path} is missing"
-        elif file_sha256(path) != meta['sha256']:
-            problem = f"{path} is damaged: its SHA-256 does not match the one recorded in {sidecar.name}"
+    problem = weights_problem(P, seed, root)
+    meta = json.loads(sidecar.read_text()) if problem is None else None
     if problem is not None:
         if not train_if_missing: raise (CorruptWeights if sidecar.exists() else FileNotFoundError)(weights_hint(problem, P, seed))
         if verbose: print(f"crossmodal pictonet: {problem}; pretraining now (or run `{_build_hint(P, seed)}` ahead)")
@@ -503,6 +510,16 @@ class PictoNetEmbedder(Embedder):
         self.seed, self.init, self.batch_size, self.threads = seed, init, batch_size, threads
         self.encoder, self.info = load_pictonet(self.P, seed, init, train_if_missing, root)
         self.image_size, self.dim = self.P.pretrain_image_size, self.encoder.dim
+
+    @staticmethod
+    def why_not(profile:str|Profile|None=None, seed:int=0, init:str='pretrained', train_if_missing:bool=True,
+                root:Path|str|None=None, **_) -> str|None:
+        "None when the encoder can be built with these options (random init, sound weights, or allowed to pretrain them), else why not."
+        if init == 'random' or train_if_missing: return None
+        P = get_profile(profile if profile is not None else 'studio')
+        problem = weights_problem(P, seed, root)
+        if problem and profile is None and weights_problem('tiny', seed, root) is None: return None   # the tiny fallback
+        return weights_hint(problem, P, seed) if problem else None
 
     def params(self):
         return dict(profile=self.P.name, seed=self.seed, init=self.init, weights=self.info['sha256'][:16],

@@ -282,17 +282,18 @@ PREFERRED_EMBEDDERS = {
                'image': ('pictonet', 'hog_colour', 'hog', 'colour_hist')},
     'paper': {'audio': ('yamnet', 'vggish', 'openl3_audio'), 'image': ('resnet50', 'vgg16', 'openl3_image')}}
 
-def usable_embedders(weights:str|None=None # 'random': the paper models count as usable without their weights files
+def usable_embedders(profile:str|Profile='studio', # the run's profile (the pictogram encoder: that profile's weights)
+                     weights:str|None=None # 'random': the paper models built without their weights files (a wiring test)
                     ) -> pd.DataFrame:
-    "`available_embedders()`, with the paper models (`kind == 'paper'`) marked usable when `weights='random'` (a wiring test)."
-    from crossmodal.embeddings import available_embedders
-    table = available_embedders()
-    if weights == 'random':
-        paper = (table.kind == 'paper') & ~table.available
-        table.loc[paper, 'summary'] = table.loc[paper, 'summary'] + ' [random weights]'
-        table.loc[paper, 'available'], table.loc[paper, 'why_not'] = True, None
-    elif weights is not None:
+    "`available_embedders()`, each embedder judged with the options a run of `profile` builds it with (`embedder_options`)."
+    from crossmodal.embeddings import available_embedders, why_unavailable
+    if weights not in (None, 'random'):
         raise ValueError(f"crossmodal.translation: weights must be None (the real ones) or 'random', got {weights!r}")
+    table = available_embedders()
+    for i, name in table.name.items():
+        if not name.endswith('.*'): table.loc[i, 'why_not'] = why_unavailable(name, **embedder_options(name, profile, weights))
+    table['available'] = table.why_not.isna()
+    if weights == 'random': table.loc[table.kind == 'paper', 'summary'] += ' [random weights]'
     return table
 
 def resolve_embedder(name:str|None, # wanted embedder (None: the first available preferred one)
@@ -300,11 +301,11 @@ def resolve_embedder(name:str|None, # wanted embedder (None: the first available
                      profile:str|Profile='studio', # whose preference list (studio models or the paper's)
                      weights:str|None=None, # 'random': paper models usable without weights (see `usable_embedders`)
                      preferred:dict|None=None, # modality -> names in order of preference (default: the profile's)
-                     available:pd.DataFrame|None=None # `usable_embedders(weights)` (None: ask the registry)
+                     available:pd.DataFrame|None=None # `usable_embedders(profile, weights)` (None: ask the registry)
                     ) -> tuple:
     "`(name, note)`: `name` when registered and available for `modality`, else the first available preferred one; `note` says why (None when no fallback)."
     from crossmodal.data.datasets import dataset_source
-    full = usable_embedders(weights) if available is None else available
+    full = usable_embedders(profile, weights) if available is None else available
     table = full[full.modality == modality].set_index('name')
     ok = lambda n: n in table.index and bool(table.loc[n, 'available'])
     if name is not None and ok(name): return name, None

@@ -48,3 +48,14 @@ def test_paper_embedders_then_translation_in_one_process():
     proc = subprocess.run([str(nbdev_test), '--path', 'nbs', '--file_re', r'^(03b_paper_embedders|05_translation)\.ipynb$',
                            '--n_workers', '0'], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=1200)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_wu_notebooks_pass_on_an_empty_data_home(tmp_path):
+    "05–07 before anything else has run (nbdev_test may schedule them first): no pictonet weights, no rendered data."
+    nbdev_test = Path(sys.executable).parent / 'nbdev_test'
+    env = {**ENV, 'CROSSMODAL_HOME': str(tmp_path / 'home')}
+    proc = subprocess.run([str(nbdev_test), '--path', 'nbs', '--file_re',
+                           r'^(05_translation|06_embedding_selection|07_classification)\.ipynb$', '--n_workers', '0'],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=1200)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert not (tmp_path / 'home' / 'pictonet').exists() or not any((tmp_path / 'home' / 'pictonet').rglob('pictonet.pt'))
