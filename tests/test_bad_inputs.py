@@ -108,6 +108,16 @@ def _wait_for(path, proc, seconds=120):
         time.sleep(0.2)
 
 
+def _start_slow_run(tmp_path, nbs):
+    "Start a run of the slow notebook in the background; return the process and its run folder once the notebook runs."
+    proc = _start_cli('reproduce', '--profile', 'tiny', '--only', 'slow', '--out', tmp_path / 'runs', '--nbs', nbs)
+    deadline = time.time() + 120
+    while not _runs(tmp_path / 'runs'): assert proc.poll() is None and time.time() < deadline; time.sleep(0.2)
+    run_dir, = _runs(tmp_path / 'runs')
+    _wait_for(run_dir / 'notebooks' / 'started', proc)
+    return proc, run_dir
+
+
 def _kernels_of(run_dir):
     "Pids of live processes started for this run (they carry CROSSMODAL_RUN_DIR=<run_dir> in their environment)."
     marker = f'CROSSMODAL_RUN_DIR={Path(run_dir).resolve()}'.encode()
@@ -225,11 +235,7 @@ def test_start_timeout_must_be_positive(tmp_path, nbs):
 
 def test_ctrl_c_is_one_line_and_marks_the_run_interrupted(tmp_path, nbs):
     "Ctrl-C printed a 20-line zmq traceback (the kernel's stderr) before its one-line message."
-    proc = _start_cli('reproduce', '--profile', 'tiny', '--only', 'slow', '--out', tmp_path / 'runs', '--nbs', nbs)
-    deadline = time.time() + 120
-    while not _runs(tmp_path / 'runs'): assert proc.poll() is None and time.time() < deadline; time.sleep(0.2)
-    run_dir, = _runs(tmp_path / 'runs')
-    _wait_for(run_dir / 'notebooks' / 'started', proc)
+    proc, run_dir = _start_slow_run(tmp_path, nbs)
     os.killpg(proc.pid, signal.SIGINT)                       # what a terminal's Ctrl-C sends to the foreground job
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
@@ -242,11 +248,7 @@ def test_ctrl_c_is_one_line_and_marks_the_run_interrupted(tmp_path, nbs):
 
 def test_sigterm_is_one_line_and_marks_the_run_terminated(tmp_path, nbs):
     "SIGTERM had no handler: the run stayed 'running' and the kernel was orphaned."
-    proc = _start_cli('reproduce', '--profile', 'tiny', '--only', 'slow', '--out', tmp_path / 'runs', '--nbs', nbs)
-    deadline = time.time() + 120
-    while not _runs(tmp_path / 'runs'): assert proc.poll() is None and time.time() < deadline; time.sleep(0.2)
-    run_dir, = _runs(tmp_path / 'runs')
-    _wait_for(run_dir / 'notebooks' / 'started', proc)
+    proc, run_dir = _start_slow_run(tmp_path, nbs)
     proc.terminate()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143
@@ -261,11 +263,7 @@ def test_sigterm_is_one_line_and_marks_the_run_terminated(tmp_path, nbs):
 
 def test_resume_of_a_run_another_process_is_running(tmp_path, nbs):
     "`--resume` attached to a run still executing elsewhere and ran the same notebook into the same folder."
-    first = _start_cli('reproduce', '--profile', 'tiny', '--only', 'slow', '--out', tmp_path / 'runs', '--nbs', nbs)
-    deadline = time.time() + 120
-    while not _runs(tmp_path / 'runs'): assert first.poll() is None and time.time() < deadline; time.sleep(0.2)
-    run_dir, = _runs(tmp_path / 'runs')
-    _wait_for(run_dir / 'notebooks' / 'started', first)
+    first, run_dir = _start_slow_run(tmp_path, nbs)
     for resume in [['--resume'], ['--resume', run_dir.name], ['--resume', run_dir]]:
         _one_line(_cli('reproduce', *resume, '--out', tmp_path / 'runs', '--nbs', nbs),
                   f'run {run_dir.name} is being run by process {first.pid}', f'kill {first.pid}')

@@ -8,6 +8,7 @@ import functools, json, os, shutil, time, zlib, multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from ctypes import c_int, c_void_p
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ __all__ = ['SOUNDFONTS', 'SOUNDFONT_DIRS', 'HELD_OUT_FAMILY', 'DRUM_KITS', 'DRUM
            'SYNTH_GAIN', 'SILENCE_PEAK', 'CLIP_PEAK', 'RENDER_VERSION', 'MIN_ITEMS_FOR_PROCESSES', 'MANIFEST_COLUMNS',
            'RENDER_STAGE', 'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches',
            'make_phrase', 'plan_audio', 'SoundFontSynth', 'audio_folder', 'damaged_files', 'damage_note',
-           'read_manifest', 'render_studio_audio', 'load_audio', 'tinysol_metadata']
+           'read_manifest', 'reuse_render', 'render_studio_audio', 'load_audio', 'tinysol_metadata']
 
 # %% ../../nbs/02a_audio.ipynb #48e29714
 SOUNDFONTS = {  # name -> where Debian puts it, the package, its licence, and its timbre family
@@ -442,24 +443,28 @@ def _rerender_clips(folder:Path, manifest:pd.DataFrame, bad:list, P:Profile) -> 
         return True
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-def _cached_render(folder:Path, P:Profile) -> pd.DataFrame|None:
-    "The verified manifest of the finished render in `folder` (damaged clips re-rendered first), or None: render it all again."
-    try: manifest = read_manifest(folder, verify=False)
+def reuse_render(folder:Path, # a finished render folder (its `.done` marker exists)
+                 read:Callable, # the render's manifest reader, called as `read(folder, verify=False)`
+                 rerender:Callable, # `rerender(manifest, bad_paths)`: render those files again; True when they match their checksums
+                 what:str, # how the messages name the files: 'clips', 'images'
+                 stage:str, # the run's cache-use stage
+                 source:str # what may have changed if re-rendered files differ, e.g. 'a SoundFont'
+                ) -> tuple[pd.DataFrame, list]|None:
+    "`(manifest, re-rendered paths)` of a finished render whose every file verifies (damaged ones re-rendered first), or None: render it all again."
+    try: manifest = read(folder, verify=False)
     except Exception as e:
         print(f"crossmodal: the cached render in {folder} cannot be read ({e}); rendering all of it again"); return None
     if 'sha256' not in manifest.columns:
-        print(f"crossmodal: {folder} was rendered before clips had checksums; rendering all of it again to record them "
+        print(f"crossmodal: {folder} was rendered before {what} had checksums; rendering all of it again to record them "
               "(same seed, same bytes)"); return None
     bad = damaged_files(folder, manifest)
     if bad:
-        print(f"crossmodal: {damage_note(bad, len(manifest), 'rendered clips', folder)}; re-rendering them")
-        if not _rerender_clips(folder, manifest, bad, P):
-            print(f"crossmodal: re-rendered clips of {folder} differ from their recorded checksums (has a SoundFont "
-                  "changed?); rendering all of it again"); return None
-    note_cache_use(RENDER_STAGE, hits=len(manifest) - len(bad), misses=len(bad))
-    manifest.attrs['summary'].update(cached=True, rerendered=manifest.id[manifest.path.isin(bad)].tolist())
-    return manifest
-
+        print(f"crossmodal: {damage_note(bad, len(manifest), 'rendered ' + what, folder)}; re-rendering them")
+        if not rerender(manifest, bad):
+            print(f"crossmodal: re-rendered {what} of {folder} differ from their recorded checksums (has {source} changed?); "
+                  "rendering all of it again"); return None
+    note_cache_use(stage, hits=len(manifest) - len(bad), misses=len(bad))
+    return manifest, bad
 
 def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, SoundFonts, rate, clip length
                         seed:int=0, # same seed: identical manifest and identical WAV bytes
@@ -473,8 +478,11 @@ def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: s
     P = get_profile(profile)
     folder = audio_folder(P, seed, instruments, root)
     if (folder / '.done').exists() and not force:
-        manifest = _cached_render(folder, P)
-        if manifest is not None: return manifest
+        reused = reuse_render(folder, read_manifest, lambda m, bad: _rerender_clips(folder, m, bad, P), 'clips', RENDER_STAGE, 'a SoundFont')
+        if reused is not None:
+            manifest, bad = reused
+            manifest.attrs['summary'].update(cached=True, rerendered=manifest.id[manifest.path.isin(bad)].tolist())
+            return manifest
         force = True  # the finished folder is unusable: the new render replaces it
     plan = plan_audio(P, seed, instruments)
     _remove_stale_parts(folder)

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from ..core import (Profile, get_profile, data_home, assets_dir, package_data, content_hash, progress,
                              file_sha256, note_cache_use)
-from .audio import damaged_files, damage_note
+from .audio import damaged_files, damage_note, reuse_render
 
 # %% auto #0
 __all__ = ['IMAGE_SETS', 'INSTRUMENT_EMOJI', 'NAMED_DRAWINGS', 'DRAWING_ONLY_CLASSES', 'DRAWING_COLUMNS', 'TEST_FAMILIES',
@@ -508,24 +508,6 @@ def _rerender_images(folder:Path, manifest:pd.DataFrame, bad:list, drawings:pd.D
     except CorruptDrawing: return False
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-def _cached_images(folder:Path, drawings:pd.DataFrame, seed:int, P:Profile) -> pd.DataFrame|None:
-    "The verified manifest of the finished render in `folder` (damaged images re-rendered first), or None: render it all again."
-    try: manifest = read_manifest(folder, verify=False)
-    except Exception as e:
-        print(f"crossmodal images: the cached render in {folder} cannot be read ({e}); rendering all of it again"); return None
-    if 'sha256' not in manifest.columns:
-        print(f"crossmodal images: {folder} was rendered before images had checksums; rendering all of it again to record "
-              "them (same seed, same bytes)"); return None
-    bad = damaged_files(folder, manifest)
-    if bad:
-        print(f"crossmodal images: {damage_note(bad, len(manifest), 'rendered images', folder)}; re-rendering them")
-        if not _rerender_images(folder, manifest, bad, drawings, seed, P):
-            print(f"crossmodal images: re-rendered images of {folder} differ from their recorded checksums (has a pictogram "
-                  "package changed?); rendering all of it again"); return None
-    note_cache_use(RENDER_STAGE, hits=len(manifest) - len(bad), misses=len(bad))
-    manifest.attrs['rerendered'] = manifest.id[manifest.path.isin(bad)].tolist()
-    return manifest
-
 def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentations_per_drawing`, `max_items`
                   seed:int=0, # seed of the augmentations
                   sets:list|None=None, # only these sets (default: all)
@@ -549,8 +531,12 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
     folder = images_dir(P, seed, drawings, root)
     replace = False  # replace a finished folder (one found unusable)
     if (folder / '.done').exists():
-        manifest = _cached_images(folder, drawings, seed, P)
-        if manifest is not None: return manifest
+        reused = reuse_render(folder, read_manifest, lambda m, bad: _rerender_images(folder, m, bad, drawings, seed, P),
+                              'images', RENDER_STAGE, 'a pictogram package')
+        if reused is not None:
+            manifest, bad = reused
+            manifest.attrs['rerendered'] = manifest.id[manifest.path.isin(bad)].tolist()
+            return manifest
         replace = True
     _remove_stale_tmp(folder)
     tmp = folder.with_name(f'.{folder.name}.tmp-{os.getpid()}')
