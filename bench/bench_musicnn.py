@@ -69,7 +69,8 @@ ORIGINAL_SCRIPT = textwrap.dedent('''
 MEMORY_SCRIPT = textwrap.dedent('''
     import json, resource, sys, time
     import numpy as np
-    from crossmodal.data.audio import render_studio_audio, load_audio
+    from crossmodal.data.audio import render_studio_audio
+    from crossmodal.data.manifest import load_audio
     from crossmodal.embeddings import get_embedder
     from pathlib import Path
     manifest = render_studio_audio('studio', 0, verbose=False)

@@ -16,15 +16,15 @@ from PIL import Image
 
 from .core import (Profile, get_profile, data_home, content_hash, atomic_write, file_sha256, Cache,
                              note_cache_use, progress as _progress_bar)
+from .data.manifest import VIDEO_SUFFIXES, item_path, item_window, load_item, manifest_root, row_field
 
 # %% auto #0
-__all__ = ['MIN_IMAGE_SIDE', 'EMBEDDER_MODULES', 'EMBEDDER_KINDS', 'VIDEO_SUFFIXES', 'AUDIO_STATISTICS', 'MFCCEmbedder',
-           'SpectralContrastEmbedder', 'ChromaEmbedder', 'ClassicalAudioEmbedder', 'to_rgb', 'prepare_audio',
-           'Embedder', 'register', 'load_embedder_modules', 'available_embedders', 'why_unavailable', 'embedder_kind',
-           'get_embedder', 'embedding_cache_dir', 'manifest_root', 'item_window', 'load_manifest_item',
-           'embed_manifest', 'audio_statistics', 'AudioStatistics', 'colour_histogram', 'hog_descriptor',
-           'ImageDescriptors', 'HOGEmbedder', 'ColourHistogramEmbedder', 'HOGColourEmbedder', 'weights_hash',
-           'MiniLMEmbedder', 'validate_embedder', 'nearest_neighbour_accuracy']
+__all__ = ['MIN_IMAGE_SIDE', 'EMBEDDER_MODULES', 'EMBEDDER_KINDS', 'AUDIO_STATISTICS', 'MFCCEmbedder', 'SpectralContrastEmbedder',
+           'ChromaEmbedder', 'ClassicalAudioEmbedder', 'to_rgb', 'prepare_audio', 'Embedder', 'register',
+           'load_embedder_modules', 'available_embedders', 'why_unavailable', 'embedder_kind', 'get_embedder',
+           'embedding_cache_dir', 'item_key', 'embed_manifest', 'audio_statistics', 'AudioStatistics',
+           'colour_histogram', 'hog_descriptor', 'ImageDescriptors', 'HOGEmbedder', 'ColourHistogramEmbedder',
+           'HOGColourEmbedder', 'weights_hash', 'MiniLMEmbedder', 'validate_embedder', 'nearest_neighbour_accuracy']
 
 # %% ../nbs/03_embeddings.ipynb #c5d90411
 def _item_names(n:int, ids) -> list:
@@ -354,61 +354,15 @@ class _Entries:
             if stale != path: stale.unlink(missing_ok=True)
         self._listed.setdefault(key[:2], {})[key] = [path]
 
-# %% ../nbs/03_embeddings.ipynb #e8fdd106
-def manifest_root(manifest:pd.DataFrame) -> Path|None:
-    "Where a manifest's relative paths start: `.attrs['root']` (audio), `.attrs['folder']` (images), else None."
-    for key in ('root', 'folder'):
-        if manifest.attrs.get(key): return Path(manifest.attrs[key])
-    return None
-
-def _getter(row):
-    "Read a field of a manifest row given as a namedtuple, Series or dict; absent fields and NaN read as None."
-    def get(key):
-        value = row.get(key) if isinstance(row, (dict, pd.Series)) else getattr(row, key, None)
-        return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
-    return get
-
-VIDEO_SUFFIXES = ('.mp4', '.webm', '.mkv', '.avi', '.mov')
-
-def item_window(row) -> dict:
-    "The part of the file a manifest row stands for: `{offset, duration}` (audio) or `{frame}` (a video frame); `{}` = all of it."
-    get = _getter(row)
-    window = {'offset': get('offset_seconds'), 'duration': get('duration_seconds'), 'frame': get('frame_seconds')}
-    return {k: float(v) for k, v in window.items() if v is not None}
-
-def load_manifest_item(row, # a manifest row (namedtuple, Series or dict) with `path` (or the text column)
-                       modality:str, # 'audio', 'image' or 'text'
-                       root:Path|None, # folder the paths are relative to
-                       text_column:str='text'):
-    "The raw input of one manifest row (its window, if it has one), ready for `Embedder.embed`; a clear error naming the item and file."
-    get = _getter(row)
-    if modality == 'text': return get(text_column)
-    path = Path(get('path'))
-    if root is not None and not path.is_absolute(): path = Path(root) / path
-    item, window = get('id') or str(path), item_window(row)
-    try:
-        if modality == 'audio':
-            from crossmodal.data.audio import load_audio
-            return load_audio(path, sr=None, mono=False, allow_silent=True, offset=window.get('offset', 0.0),
-                              duration=window.get('duration'))
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            if 'frame' not in window: raise ValueError(f"{path} is a video; the row needs `frame_seconds`")
-            from crossmodal.data.datasets import load_video_frame
-            return load_video_frame(path, window['frame'])
-        from crossmodal.data.images import load_image
-        return load_image(path, mode='RGB')
-    except Exception as e:
-        message = f"crossmodal: cannot load manifest item {item!r}: {e}"
-        try: error = type(e)(message)
-        except Exception: error = ValueError(message)  # an exception type that takes other arguments
-        raise error from e
-
-def _content_key(row, modality, root, text_column) -> str:
-    get = _getter(row)
-    if modality == 'text': return content_hash(str(get(text_column)))
-    path = Path(get('path'))
-    if root is not None and not path.is_absolute(): path = Path(root) / path
-    if not path.is_file(): raise FileNotFoundError(f"crossmodal: manifest item {get('id')!r}: file {path} does not exist")
+# %% ../nbs/03_embeddings.ipynb #1488aa86
+def item_key(row, # a manifest row
+             modality:str, # 'audio', 'image' or 'text'
+             root:Path|None, # the manifest's root
+             text_column:str='text') -> str:
+    "The content key an item's embedding is cached under: its file's bytes (and window), or its text."
+    if modality == 'text': return content_hash(str(row_field(row, text_column)))
+    path = item_path(row, root)
+    if not path.is_file(): raise FileNotFoundError(f"crossmodal: manifest item {row_field(row, 'id')!r}: file {path} does not exist")
     window = item_window(row)
     if modality == 'image' and path.suffix.lower() not in VIDEO_SUFFIXES: window.pop('frame', None)  # a still image is all of itself
     return content_hash(path, **window) if window else content_hash(path)   # whole files keep their old keys
@@ -446,7 +400,7 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
     start = time.perf_counter()
     keys, todo = [], {}  # todo: content key -> manifest positions
     for i, row in enumerate(rows):
-        key = _content_key(row, modality, root, text_column) if folder is not None else f'row{i}'
+        key = item_key(row, modality, root, text_column) if folder is not None else f'row{i}'
         keys.append(key)
         if key in todo: todo[key].append(i); continue
         vec = entries.read(key, embedder.dim) if folder is not None else None
@@ -459,7 +413,7 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
         for b in range(0, len(pending), batch_size):
             chunk = pending[b:b + batch_size]
             t0 = time.perf_counter()
-            inputs = [load_manifest_item(rows[pos[0]], modality, root, text_column) for _, pos in chunk]
+            inputs = [load_item(rows[pos[0]], root, modality, mono=False, text_column=text_column) for _, pos in chunk]
             t1 = time.perf_counter()
             names = [ids[pos[0]] for _, pos in chunk]
             prepared, report = embedder.prepare(inputs, names)

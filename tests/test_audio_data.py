@@ -13,9 +13,8 @@ import soundfile
 
 from crossmodal.core import get_profile, file_sha256, cache_use, RUN_DIR_VARIABLE
 import crossmodal.data.audio as audio
-from crossmodal.data.audio import (render_studio_audio, plan_audio, load_audio, find_soundfont, instrument_spec,
-                                   tinysol_metadata, read_manifest, damaged_files, MANIFEST_COLUMNS, STUDIO_CLASSES,
-                                   TINYSOL_INSTRUMENTS)
+from crossmodal.data.audio import (render_studio_audio, plan_audio, find_soundfont, instrument_spec, tinysol_metadata, read_manifest, MANIFEST_COLUMNS, STUDIO_CLASSES, TINYSOL_INSTRUMENTS)
+from crossmodal.data.manifest import load_audio, damaged_files
 
 SMALL = get_profile('tiny', pitches_per_instrument=3, phrases_per_instrument=1, max_items=None)
 SOME = ['violin', 'drums', 'cymbals', 'voice', 'Cb', 'Fl']

@@ -477,7 +477,8 @@ def test_damaged_rendered_wav_is_rendered_again(tmp_path, capsys):
     returned and the next error was 'file does not exist'. Now a truncated, a garbled and a deleted clip are
     found by their checksums, named in one line and rendered again, with the bytes they had."""
     from crossmodal.core import get_profile, file_sha256
-    from crossmodal.data.audio import render_studio_audio, load_audio
+    from crossmodal.data.audio import render_studio_audio
+    from crossmodal.data.manifest import load_audio
     P = get_profile('tiny', pitches_per_instrument=2, phrases_per_instrument=1, max_items=None)
     first = render_studio_audio(P, 0, ['violin', 'Fl'], root=tmp_path, n_jobs=1, verbose=False)
     root = Path(first.attrs['root'])
@@ -504,11 +505,12 @@ def test_damaged_rendered_png_is_rendered_again(tmp_path, capsys):
     bytes and a deleted one are found by their checksums, named in one line and rendered again, with the
     bytes they had."""
     from crossmodal.core import get_profile, file_sha256
-    from crossmodal.data.images import render_images, load_image
+    from crossmodal.data.images import render_images
+    from crossmodal.data.manifest import load_image
     P = get_profile('tiny', augmentations_per_drawing=2, image_size=32, max_items=None)
     kw = dict(sets=['openmoji', 'twemoji', 'game-icons'], classes=['violin', 'trumpet'], root=tmp_path, verbose=False)
     first = render_images(P, seed=0, **kw)
-    folder = Path(first.attrs['folder'])
+    folder = Path(first.attrs['root'])
     before = _files(folder, first)
     garbage, gone = first.path[1], first.path[len(first) - 2]
     (folder / garbage).write_bytes(os.urandom(300))
@@ -749,7 +751,7 @@ def test_nan_audio_file_in_a_manifest_names_the_item(wav_folder):
 
 def test_corrupt_empty_and_silent_audio_files_name_the_file(tmp_path):
     "A corrupt, an empty (0-byte) and a silent WAV: each error names the file."
-    from crossmodal.data.audio import load_audio
+    from crossmodal.data.manifest import load_audio
     (tmp_path / 'corrupt.wav').write_bytes(b'RIFF....WAVEfmt garbage'); (tmp_path / 'zero.wav').write_bytes(b'')
     soundfile.write(tmp_path / 'silent.wav', np.zeros(1600, np.float32), 16000)
     for name in ('corrupt.wav', 'zero.wav', 'silent.wav'):

@@ -10,11 +10,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from crossmodal.data.datasets import (
-    MANIFEST_COLUMNS, AudioSet, GTZAN, Melon, MissingDataError, MTGJamendo, TinySOL, dataset_source,
-    descendant_ids, gtzan_fault_filtered_split, load_audioset_ontology, load_item, paper_dataset, read_jamendo_tsv,
-    read_segments_csv, split_by_primary_label, write_audioset_fixture, write_gtzan_fixture, write_jamendo_fixture,
-    write_melon_fixture, write_tinysol_fixture)
+from crossmodal.data.datasets import (MANIFEST_COLUMNS, AudioSet, GTZAN, Melon, MissingDataError, MTGJamendo, TinySOL, dataset_source, descendant_ids, gtzan_fault_filtered_split, load_audioset_ontology, paper_dataset, read_jamendo_tsv, read_segments_csv, split_by_primary_label, write_audioset_fixture, write_gtzan_fixture, write_jamendo_fixture, write_melon_fixture, write_tinysol_fixture)
+from crossmodal.data.manifest import load_item
 
 
 def tone(path, seconds=0.2, sr=8000):

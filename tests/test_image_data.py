@@ -11,11 +11,10 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('CROSSMODAL_QUIET', '1')
 
 from crossmodal.core import get_profile, package_data, file_sha256, cache_use, RUN_DIR_VARIABLE
-from crossmodal.data.audio import damaged_files
+from crossmodal.data.manifest import damaged_files
 import crossmodal.data.images as images
-from crossmodal.data.images import (IMAGE_SETS, MANIFEST_COLUMNS, ImageSet, render_images, read_manifest, render_log,
-                                    load_image, list_instrument_drawings, list_pictograms, assign_splits, ontology_ids,
-                                    TEST_FAMILIES)
+from crossmodal.data.images import (IMAGE_SETS, MANIFEST_COLUMNS, ImageSet, render_images, read_manifest, render_log, list_instrument_drawings, list_pictograms, assign_splits, ontology_ids, TEST_FAMILIES)
+from crossmodal.data.manifest import load_image
 
 SMALL = dict(sets=['openmoji', 'twemoji', 'game-icons', 'fluent'], classes=['violin', 'trumpet'])
 P_SMALL = get_profile('tiny', augmentations_per_drawing=3, image_size=32, max_items=None)
@@ -31,7 +30,7 @@ def test_manifest_shape_and_files(tmp_path):
     assert m.id.is_unique and (m.modality == 'image').all()
     assert set(m.label) == {'violin', 'trumpet'} and set(m.source) == set(SMALL['sets'])
     assert len(m) == 3 * m.drawing_id.nunique() and set(m.augmentation) == {0, 1, 2}
-    folder = Path(m.attrs['folder'])
+    folder = Path(m.attrs['root'])
     assert folder.is_relative_to(tmp_path / 'studio') and folder.name == 'images'
     for p in m.path:
         assert not Path(p).is_absolute()
@@ -53,13 +52,13 @@ def test_deterministic_across_roots(tmp_path):
     a = render_images(P_SMALL, seed=3, root=tmp_path / 'a', verbose=False, **SMALL)
     b = render_images(P_SMALL, seed=3, root=tmp_path / 'b', verbose=False, **SMALL)
     pd.testing.assert_frame_equal(a, b)
-    assert png_bytes(a.attrs['folder'], a) == png_bytes(b.attrs['folder'], b)
+    assert png_bytes(a.attrs['root'], a) == png_bytes(b.attrs['root'], b)
     c = render_images(P_SMALL, seed=4, root=tmp_path / 'c', verbose=False, **SMALL)
-    assert Path(c.attrs['folder']).parent.name != Path(a.attrs['folder']).parent.name  # the seed is in the key
+    assert Path(c.attrs['root']).parent.name != Path(a.attrs['root']).parent.name  # the seed is in the key
     augmented = a.augmentation > 0
-    assert png_bytes(a.attrs['folder'], a[augmented]) != png_bytes(c.attrs['folder'], c[augmented])
+    assert png_bytes(a.attrs['root'], a[augmented]) != png_bytes(c.attrs['root'], c[augmented])
     plain = ~augmented  # variant 0 does not depend on the seed
-    assert list(png_bytes(a.attrs['folder'], a[plain]).values()) == list(png_bytes(c.attrs['folder'], c[plain]).values())
+    assert list(png_bytes(a.attrs['root'], a[plain]).values()) == list(png_bytes(c.attrs['root'], c[plain]).values())
 
 
 def test_second_call_reads_cache(tmp_path, monkeypatch):
@@ -72,7 +71,7 @@ def test_second_call_reads_cache(tmp_path, monkeypatch):
 
 def test_interrupted_render_is_not_taken_as_complete(tmp_path):
     m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
-    folder = Path(m.attrs['folder'])
+    folder = Path(m.attrs['root'])
     (folder / '.done').unlink()  # as if the process died before the marker
     (folder / 'manifest.csv').write_text('garbage')
     with pytest.raises(FileNotFoundError, match='no complete image render'): read_manifest(folder)
@@ -97,7 +96,7 @@ def test_corrupt_svg_is_skipped_and_counted(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert 'skipped 1 drawing' in out and 'openclipart:broken' in out
     assert 'openclipart:broken' not in set(m.drawing_id)
-    assert len(render_log(m.attrs['folder'])['skipped']) == 1
+    assert len(render_log(m.attrs['root'])['skipped']) == 1
 
 
 def test_missing_packages_name_what_to_install(tmp_path, monkeypatch):
@@ -160,7 +159,7 @@ def test_min_sets_keeps_widely_drawn_classes(tmp_path):
 
 def test_manifest_records_each_images_checksum(tmp_path):
     m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
-    folder = Path(m.attrs['folder'])
+    folder = Path(m.attrs['root'])
     assert m.sha256.tolist() == [file_sha256(folder / p) for p in m.path]
     (folder / m.path[0]).write_bytes(b'not a png')
     with pytest.raises(ValueError, match=rf"1 of {len(m)} rendered images .* missing or damaged"): read_manifest(folder)
@@ -169,7 +168,7 @@ def test_manifest_records_each_images_checksum(tmp_path):
 
 def test_damaged_images_rerendered_alone(tmp_path, monkeypatch, capsys):
     m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
-    folder = Path(m.attrs['folder'])
+    folder = Path(m.attrs['root'])
     before = png_bytes(folder, m)
     (folder / m.path[4]).unlink()
     rendered = []
@@ -185,7 +184,7 @@ def test_damaged_images_rerendered_alone(tmp_path, monkeypatch, capsys):
 
 def test_pre_checksum_image_render_is_rendered_again(tmp_path, capsys):
     m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
-    folder = Path(m.attrs['folder'])
+    folder = Path(m.attrs['root'])
     before = png_bytes(folder, m)
     m.drop(columns='sha256').to_csv(folder / 'manifest.csv', index=False)
     capsys.readouterr()

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 
 from ..core import Profile, get_profile, data_home, content_hash, progress, file_sha256, note_cache_use
+from .manifest import SILENCE_PEAK, damage_note, damaged_files, load_audio, reuse_render
 
 # %% auto #0
 __all__ = ['SOUNDFONTS', 'SOUNDFONT_DIRS', 'HELD_OUT_FAMILY', 'DRUM_KITS', 'DRUM_KEYS', 'CYMBAL_KEYS', 'STUDIO_CLASSES',
            'UNRENDERED_CLASSES', 'GM_NAMES', 'TINYSOL_INSTRUMENTS', 'VALID_FRACTION', 'N_FOLDS', 'DYNAMICS', 'BLOCK',
-           'SYNTH_GAIN', 'SILENCE_PEAK', 'CLIP_PEAK', 'RENDER_VERSION', 'MIN_ITEMS_FOR_PROCESSES', 'MANIFEST_COLUMNS',
-           'RENDER_STAGE', 'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches',
-           'make_phrase', 'plan_audio', 'SoundFontSynth', 'audio_folder', 'damaged_files', 'damage_note',
-           'read_manifest', 'reuse_render', 'render_studio_audio', 'load_audio', 'tinysol_metadata']
+           'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'MIN_ITEMS_FOR_PROCESSES', 'MANIFEST_COLUMNS', 'RENDER_STAGE',
+           'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches', 'make_phrase',
+           'plan_audio', 'SoundFontSynth', 'audio_folder', 'read_manifest', 'render_studio_audio', 'tinysol_metadata']
 
 # %% ../../nbs/02a_audio.ipynb #48e29714
 SOUNDFONTS = {  # name -> where Debian puts it, the package, its licence, and its timbre family
@@ -260,7 +260,6 @@ def plan_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, Sou
 # %% ../../nbs/02a_audio.ipynb #5858c135
 BLOCK = 64  # FluidSynth renders in blocks of 64 samples; events start on block boundaries
 SYNTH_GAIN = 0.5  # synth.gain: the loudest studio clips (ff drums) peak near -6 dBFS, none clips
-SILENCE_PEAK = 10 ** (-70 / 20)  # a clip whose peak stays below -70 dBFS counts as silent
 CLIP_PEAK = 0.999  # a clip reaching this peak would clip in 16-bit PCM
 
 def _fluidsynth():
@@ -391,22 +390,7 @@ MANIFEST_COLUMNS = ['id', 'path', 'modality', 'label', 'ontology_ids', 'source',
                     'pitch_name', 'velocity', 'dynamics', 'dynamics_id', 'group', 'fold', 'notes', 'sample_rate',
                     'duration', 'peak', 'rms_db', 'sha256']
 
-def damaged_files(root:str|Path, # the folder the manifest's paths are relative to
-                  manifest:pd.DataFrame # a render's manifest with `path` and `sha256` columns
-                 ) -> list[str]:
-    "The `path`s of `manifest` whose file is missing or whose bytes no longer have the recorded SHA-256."
-    root = Path(root)
-    return [p for p, digest in zip(manifest.path, manifest.sha256)
-            if not (root / p).is_file() or file_sha256(root / p) != digest]
-
-def damage_note(bad:list, # paths from `damaged_files`
-                n_items:int, # items in the manifest
-                what:str, # e.g. 'rendered clips'
-                folder:str|Path) -> str:
-    "'2 of 1,793 rendered clips in <folder> are missing or damaged (a.wav, b.wav)': the first five file names, then a count."
-    names = [Path(p).name for p in bad[:5]] + ([f'and {len(bad) - 5} more'] if len(bad) > 5 else [])
-    return f"{len(bad):,} of {n_items:,} {what} in {folder} {'is' if len(bad) == 1 else 'are'} missing or damaged ({', '.join(names)})"
-
+# %% ../../nbs/02a_audio.ipynb #2d47212f
 def read_manifest(folder:str|Path, # a finished render folder
                   verify:bool=True # check every clip against its SHA-256 (raise naming the damaged ones)
                  ) -> pd.DataFrame:
@@ -443,29 +427,7 @@ def _rerender_clips(folder:Path, manifest:pd.DataFrame, bad:list, P:Profile) -> 
         return True
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-def reuse_render(folder:Path, # a finished render folder (its `.done` marker exists)
-                 read:Callable, # the render's manifest reader, called as `read(folder, verify=False)`
-                 rerender:Callable, # `rerender(manifest, bad_paths)`: render those files again; True when they match their checksums
-                 what:str, # how the messages name the files: 'clips', 'images'
-                 stage:str, # the run's cache-use stage
-                 source:str # what may have changed if re-rendered files differ, e.g. 'a SoundFont'
-                ) -> tuple[pd.DataFrame, list]|None:
-    "`(manifest, re-rendered paths)` of a finished render whose every file verifies (damaged ones re-rendered first), or None: render it all again."
-    try: manifest = read(folder, verify=False)
-    except Exception as e:
-        print(f"crossmodal: the cached render in {folder} cannot be read ({e}); rendering all of it again"); return None
-    if 'sha256' not in manifest.columns:
-        print(f"crossmodal: {folder} was rendered before {what} had checksums; rendering all of it again to record them "
-              "(same seed, same bytes)"); return None
-    bad = damaged_files(folder, manifest)
-    if bad:
-        print(f"crossmodal: {damage_note(bad, len(manifest), 'rendered ' + what, folder)}; re-rendering them")
-        if not rerender(manifest, bad):
-            print(f"crossmodal: re-rendered {what} of {folder} differ from their recorded checksums (has {source} changed?); "
-                  "rendering all of it again"); return None
-    note_cache_use(stage, hits=len(manifest) - len(bad), misses=len(bad))
-    return manifest, bad
-
+# %% ../../nbs/02a_audio.ipynb #4242737e
 def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, SoundFonts, rate, clip length
                         seed:int=0, # same seed: identical manifest and identical WAV bytes
                         instruments=None, # restrict to these instrument names; None: every studio and TinySOL-like one
@@ -541,41 +503,6 @@ def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: s
               f"{summary['limited']} scaled down to avoid clipping")
         if len(skipped): print('  skipped:', ', '.join(skipped.index[:12]) + (' ...' if len(skipped) > 12 else ''))
     return read_manifest(folder, verify=False)  # just written: the checksums were taken from these files
-
-# %% ../../nbs/02a_audio.ipynb #e0c19893
-def load_audio(path:str|Path, # an audio file (WAV, FLAC, ...)
-               sr:int|None=None, # resample to this rate; None keeps the file's rate
-               mono:bool=True, # average the channels
-               allow_silent:bool=False, # return an all-quiet file instead of raising
-               offset:float=0.0, # start of the window to read, seconds
-               duration:float|None=None # length of the window, seconds (None: to the end of the file)
-              ) -> tuple[np.ndarray, int]:
-    "`(samples, rate)`: float32, shape `(n,)` when mono else `(channels, n)`; clear errors for unusable files."
-    import soundfile as sf_io
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"crossmodal: audio file {path} does not exist")
-    if offset < 0 or (duration is not None and duration <= 0):
-        raise ValueError(f"crossmodal: audio window of {path}: offset must be >= 0 and duration > 0, got {offset}, {duration}")
-    try:
-        with sf_io.SoundFile(str(path)) as f:
-            file_sr, start = f.samplerate, int(round(offset * f.samplerate))
-            if offset and start >= f.frames:
-                raise IndexError(f"it lasts {f.frames / file_sr:.3f} s; offset {offset} s is past its end")
-            if start: f.seek(start)
-            audio = f.read(frames=-1 if duration is None else int(round(duration * file_sr)), dtype='float32', always_2d=True)
-    except IndexError as e: raise ValueError(f"crossmodal: audio file {path}: {e}") from None
-    except Exception as e:
-        raise ValueError(f"crossmodal: cannot read audio file {path} ({e}); it is corrupt or not audio (a damaged studio clip is rendered again by the next `render_studio_audio` call)") from e
-    if audio.shape[0] == 0: raise ValueError(f"crossmodal: audio file {path} is empty (0 samples)")
-    if not np.isfinite(audio).all(): raise ValueError(f"crossmodal: audio file {path} holds NaN or infinite samples")
-    audio = audio.mean(axis=1) if mono else audio.T
-    if not allow_silent and np.abs(audio).max() < SILENCE_PEAK:
-        raise ValueError(f"crossmodal: audio file {path} is silent (peak below -70 dBFS)")
-    if sr is not None and sr != file_sr:
-        import librosa
-        audio = librosa.resample(audio, orig_sr=file_sr, target_sr=sr, res_type='soxr_hq', axis=-1)
-        file_sr = sr
-    return np.ascontiguousarray(audio, dtype=np.float32), int(file_sr)
 
 # %% ../../nbs/02a_audio.ipynb #1c1b3d39
 def tinysol_metadata(manifest:pd.DataFrame # a studio audio manifest

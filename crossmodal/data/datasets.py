@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from ..core import content_hash, data_home, package_data, get_profile, Profile
+from .manifest import load_item
 
 # %% auto #0
 __all__ = ['MANIFEST_COLUMNS', 'TINYSOL_HEADER', 'AUDIOSET_SUBSETS', 'WU2021_ROOT_LABELS', 'AUDIOSET_FIXTURE_SEGMENTS',
            'MELON_FIXTURE_GENRES', 'GTZAN_GENRES', 'GTZAN_AUDIOSET_IDS', 'GTZAN_FAULT_FILTERED', 'GTZAN_SPLIT_FILES',
            'JAMENDO_SUBSETS', 'JAMENDO_SPLITS', 'JAMENDO_FIXTURE_TRACKS', 'PAPER_DATASETS', 'MissingDataError',
-           'RealDataset', 'load_video_frame', 'load_item', 'write_tone', 'TinySOL', 'write_tinysol_fixture',
-           'read_segments_csv', 'load_audioset_ontology', 'descendant_ids', 'clip_name', 'sample_second', 'AudioSet',
+           'RealDataset', 'write_tone', 'TinySOL', 'write_tinysol_fixture', 'read_segments_csv',
+           'load_audioset_ontology', 'descendant_ids', 'clip_name', 'sample_second', 'AudioSet',
            'write_audioset_fixture', 'Melon', 'split_by_primary_label', 'write_melon_fixture',
            'gtzan_fault_filtered_split', 'GTZAN', 'write_gtzan_fixture', 'read_jamendo_tsv', 'MTGJamendo',
            'write_jamendo_fixture', 'paper_dataset', 'dataset_source']
@@ -127,43 +128,6 @@ class RealDataset:
         rng = np.random.default_rng(self.seed)
         keep = set(rng.choice(groups, size=self.max_items, replace=False).tolist())
         return items[self._group_key(items).isin(keep).values]
-
-# %% ../../nbs/02d_datasets.ipynb #defdc56c
-from .audio import load_audio   # the package's one audio reader (windows, resampling, clear errors)
-
-def load_video_frame(path:Path|str, # a video file
-                     seconds:float # time of the frame, seconds from the file's start
-                    ):
-    "The frame of `path` at `seconds` as a PIL image (needs PyAV)."
-    try: import av
-    except ImportError:
-        raise ImportError("crossmodal: reading a frame from a video needs PyAV (`pip install av`); or extract the "
-                          "frames beforehand (ffmpeg -i <clip>.mp4 -vf fps=1 -start_number 0 frames/<clip>/%d.jpg) "
-                          "and use AudioSet(images='frames').") from None
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        container.seek(int(seconds / stream.time_base), stream=stream)
-        for frame in container.decode(stream):
-            if frame.time is None or frame.time >= seconds - 1e-3: return frame.to_image()
-    raise ValueError(f"crossmodal: {path} has no frame at {seconds} s")
-
-def load_item(row, # one manifest row (a Series or dict)
-              sr:int|None=None): # audio: resample to this rate
-    "The content of one manifest row: `(samples, rate)` for audio, an array for `mel`, a PIL image for `image`."
-    row = dict(row)
-    if row['modality'] == 'audio':
-        duration = row.get('duration_seconds')
-        duration = None if duration is None or pd.isna(duration) else float(duration)
-        offset = row.get('offset_seconds')
-        offset = 0.0 if offset is None or pd.isna(offset) else float(offset)
-        return load_audio(row['path'], sr=sr, allow_silent=True, offset=offset, duration=duration)
-    if row['modality'] == 'mel': return np.load(row['path'], allow_pickle=False)
-    if row['modality'] == 'image':
-        if Path(row['path']).suffix.lower() in ('.mp4', '.webm', '.mkv', '.avi', '.mov'):
-            return load_video_frame(row['path'], float(row['frame_seconds']))
-        from PIL import Image
-        with Image.open(row['path']) as im: return im.convert('RGB')
-    raise ValueError(f"crossmodal: unknown modality {row['modality']!r} for item {row.get('id')}")
 
 # %% ../../nbs/02d_datasets.ipynb #6ab40b70
 def write_tone(path:Path|str, # file to write (format from the suffix)

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from ..core import (Profile, get_profile, data_home, assets_dir, package_data, content_hash, progress,
                              file_sha256, note_cache_use)
-from .audio import damaged_files, damage_note, reuse_render
+from .manifest import damage_note, damaged_files, load_image, reuse_render
 
 # %% auto #0
 __all__ = ['IMAGE_SETS', 'INSTRUMENT_EMOJI', 'NAMED_DRAWINGS', 'DRAWING_ONLY_CLASSES', 'DRAWING_COLUMNS', 'TEST_FAMILIES',
@@ -24,7 +24,7 @@ __all__ = ['IMAGE_SETS', 'INSTRUMENT_EMOJI', 'NAMED_DRAWINGS', 'DRAWING_ONLY_CLA
            'iconify_names', 'find_emoji', 'list_instrument_drawings', 'class_set_counts', 'usable_classes',
            'CorruptDrawing', 'iconify_svg', 'autocrop', 'pad_to_square', 'render_drawing', 'augmentation_rng',
            'random_background', 'jitter_colours', 'drawing_luminance', 'augment', 'family_split', 'assign_splits',
-           'select_drawings', 'images_dir', 'read_manifest', 'render_images', 'render_log', 'load_image', 'cldr_emoji',
+           'select_drawings', 'images_dir', 'read_manifest', 'render_images', 'render_log', 'cldr_emoji',
            'list_pictograms', 'pictogram_coverage']
 
 # %% ../../nbs/02b_images.ipynb #7efdceaf
@@ -474,12 +474,12 @@ def _remove_stale_tmp(folder:Path):
 def read_manifest(folder:Path|str, # a finished image render folder
                   verify:bool=True # check every image against its SHA-256 (raise naming the damaged ones)
                  ) -> pd.DataFrame:
-    "The manifest written by `render_images` in `folder`, with its column types; `.attrs['folder']` holds `folder`."
+    "The manifest written by `render_images` in `folder`, with its column types; `.attrs['root']` holds `folder`."
     folder = Path(folder)
     if not (folder / '.done').exists(): raise FileNotFoundError(f"crossmodal: no complete image render in {folder}")
     manifest = pd.read_csv(folder / 'manifest.csv', dtype={'codepoint': str, 'ontology_ids': str, 'sha256': str},
                            keep_default_na=False)
-    manifest.attrs['folder'] = str(folder)  # where `path` is relative to
+    manifest.attrs['root'] = str(folder)  # where `path` is relative to
     if verify:
         remedy = "render_images with the same profile, seed, sets and classes re-renders"
         if 'sha256' not in manifest.columns:
@@ -516,7 +516,7 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
                   root:Path|str|None=None, # instead of `data_home()`
                   verbose:bool=True # print the summary
                  ) -> pd.DataFrame:
-    "Render (or read back, verified) the instrument images; return the manifest, one row per image (`MANIFEST_COLUMNS`), `.attrs['folder']` its folder."
+    "Render (or read back, verified) the instrument images; return the manifest, one row per image (`MANIFEST_COLUMNS`), `.attrs['root']` its folder."
     P = get_profile(profile)
     drawings = list_instrument_drawings(sets)
     if classes is not None:
@@ -580,26 +580,6 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
 def render_log(manifest_folder:Path|str) -> dict:
     "What `render_images` recorded about a render: counts, skipped drawings, seconds."
     return json.loads((Path(manifest_folder) / 'render_log.json').read_text())
-
-# %% ../../nbs/02b_images.ipynb #7bb9c2bc
-def load_image(path:Path|str, # an image file
-               size:int|tuple|None=None, # resize to `size`×`size` (or (width, height)); None keeps the size
-               mode:str='RGB' # the mode returned
-              ) -> Image.Image:
-    "Open an image as `mode` (alpha composited on white), optionally resized; a clear error naming a corrupt file."
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
-                rgba = img.convert('RGBA')
-                img = Image.new('RGBA', rgba.size, (255, 255, 255, 255)); img.alpha_composite(rgba)
-            img = img.convert(mode)
-    except FileNotFoundError: raise FileNotFoundError(f"crossmodal: image file not found: {path}") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"crossmodal: cannot read image {path} ({e}); the file is corrupt (a damaged studio image is rendered again by the next `render_images` call)") from e
-    if size is not None: img = img.resize((size, size) if isinstance(size, int) else tuple(size), Image.LANCZOS)
-    return img
 
 # %% ../../nbs/02b_images.ipynb #4f236ded
 EMOJI_SETS = tuple(s.name for s in IMAGE_SETS.values() if s.name not in NAMED_DRAWINGS)
