@@ -69,7 +69,7 @@ ORIGINAL_SCRIPT = textwrap.dedent('''
 MEMORY_SCRIPT = textwrap.dedent('''
     import json, resource, sys, time
     import numpy as np
-    from crossmodal.data.audio import render_studio_audio
+    from crossmodal.data.studio.audio import render_studio_audio
     from crossmodal.data.manifest import load_audio
     from crossmodal.embeddings import get_embedder
     from pathlib import Path
@@ -123,7 +123,7 @@ def main():
 
     import torch
     from crossmodal.core import repo_root
-    from crossmodal.data.audio import render_studio_audio
+    from crossmodal.data.studio.audio import render_studio_audio
     manifest = render_studio_audio('studio', 0, verbose=False)
     paths = [str(Path(manifest.attrs['root']) / p) for p in manifest.path.iloc[:args.n_clips]]
     result = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

@@ -29,7 +29,7 @@ def main():
 
     import torch
     from crossmodal.core import get_profile
-    from crossmodal.data.images import render_images
+    from crossmodal.data.studio.images import render_images
     from crossmodal.embeddings import embed_manifest
     from crossmodal.pictonet import (PictoNetEmbedder, default_threads, load_pictonet, pretrain_pictonet,
                                      render_corpus, weights_dir)

@@ -15,7 +15,7 @@ import pandas as pd
 # %% auto #0
 __all__ = ['PROFILES', 'RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'repo_root', 'package_data', 'data_home', 'assets_dir', 'Profile',
            'get_profile', 'seed_everything', 'get_device', 'content_hash', 'note_cache_use', 'cache_use',
-           'atomic_write', 'file_sha256', 'Cache', 'Results', 'save_figure', 'progress']
+           'atomic_write', 'file_sha256', 'Cache', 'Results', 'save_figure', 'progress', 'few']
 
 # %% ../nbs/00_core.ipynb #30314d61
 def repo_root() -> Path:
@@ -304,3 +304,10 @@ def progress(iterable:Iterable, desc:str='', total:int|None=None, **kwargs):
     if importlib.util.find_spec('ipywidgets'): from tqdm.auto import tqdm
     else: from tqdm import tqdm   # tqdm.auto would warn "IProgress not found" in every papermill run
     return tqdm(iterable, desc=desc, total=total, disable=bool(os.environ.get('CROSSMODAL_QUIET')) or None, **kwargs)
+
+def few(items:Iterable, # names, paths, ids ...
+        n:int=5 # how many to show
+       ) -> str:
+    "The first `n` of `items`, and how many more: for messages that name what they are about."
+    items = [str(i) for i in items]
+    return ', '.join(items[:n]) + (f', … ({len(items) - n} more)' if len(items) > n else '')

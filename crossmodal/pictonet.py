@@ -18,8 +18,7 @@ from PIL import Image
 
 from .core import (Profile, get_profile, data_home, content_hash, atomic_write, file_sha256,
                              seed_everything, progress, note_cache_use)
-from .data.images import (IMAGE_SETS, EMOJI_SETS, INSTRUMENT_EMOJI, list_pictograms, render_drawing,
-                                    CorruptDrawing, set_path, cldr_emoji)
+from .data.studio.drawings import (IMAGE_SETS, EMOJI_SETS, INSTRUMENT_EMOJI, list_pictograms, render_drawing, CorruptDrawing, set_path, cldr_emoji)
 from .embeddings import Embedder, register
 
 # %% auto #0

@@ -304,7 +304,7 @@ def resolve_embedder(name:str|None, # wanted embedder (None: the first available
                      available:pd.DataFrame|None=None # `usable_embedders(profile, weights)` (None: ask the registry)
                     ) -> tuple:
     "`(name, note)`: `name` when registered and available for `modality`, else the first available preferred one; `note` says why (None when no fallback)."
-    from crossmodal.data.datasets import dataset_source
+    from crossmodal.data.real.base import dataset_source
     full = usable_embedders(profile, weights) if available is None else available
     table = full[full.modality == modality].set_index('name')
     ok = lambda n: n in table.index and bool(table.loc[n, 'available'])
@@ -353,8 +353,8 @@ def studio_embeddings(profile:str|Profile, # sizes of the render
                       progress:bool=False # progress bars while embedding
                      ) -> tuple:
     "`(audio_manifest, image_manifest, audio_emb, image_emb)` of the studio data of `profile`, embeddings one row per manifest row."
-    from crossmodal.data.audio import render_studio_audio
-    from crossmodal.data.images import render_images
+    from crossmodal.data.studio.audio import render_studio_audio
+    from crossmodal.data.studio.images import render_images
     P = get_profile(profile)
     audio_manifest, image_manifest = render_studio_audio(P, seed, verbose=False), render_images(P, seed, verbose=False)
     return (audio_manifest, image_manifest, *embed_manifests(audio_manifest, image_manifest, audio_embedder, image_embedder,

@@ -1,4 +1,4 @@
-"End-to-end checks of the studio audio renderer (crossmodal.data.audio) on small renders."
+"End-to-end checks of the studio audio renderer (crossmodal.data.studio.audio) on small renders."
 import hashlib, json, os
 from pathlib import Path
 
@@ -12,8 +12,10 @@ import pytest
 import soundfile
 
 from crossmodal.core import get_profile, file_sha256, cache_use, RUN_DIR_VARIABLE
-import crossmodal.data.audio as audio
-from crossmodal.data.audio import (render_studio_audio, plan_audio, find_soundfont, instrument_spec, tinysol_metadata, read_manifest, MANIFEST_COLUMNS, STUDIO_CLASSES, TINYSOL_INSTRUMENTS)
+import crossmodal.data.studio.audio as audio
+from crossmodal.data.studio.instruments import CYMBAL_KEYS
+from crossmodal.data.studio.audio import render_studio_audio, tinysol_metadata, read_manifest, MANIFEST_COLUMNS
+from crossmodal.data.studio.instruments import (plan_audio, find_soundfont, instrument_spec, STUDIO_CLASSES, TINYSOL_INSTRUMENTS)
 from crossmodal.data.manifest import load_audio, damaged_files
 
 SMALL = get_profile('tiny', pitches_per_instrument=3, phrases_per_instrument=1, max_items=None)
@@ -43,7 +45,7 @@ def test_manifest_shape(small):
     assert set(small[small.label == 'voice'].program) == {52, 53}
     drums = small[small.instrument.isin(['drums', 'cymbals'])]
     assert set(drums.channel) == {9} and set(drums.bank) == {128}
-    assert set(drums[drums.instrument == 'cymbals'].pitch) <= set(audio.CYMBAL_KEYS)
+    assert set(drums[drums.instrument == 'cymbals'].pitch) <= set(CYMBAL_KEYS)
     assert not any(Path(p).is_absolute() for p in small.path)
 
 

@@ -303,14 +303,14 @@ def test_studio_run_leaves_the_checkout_untouched(tmp_path, nbs):
 
 
 def _fake_run(runs, run_id, notebooks, **changes):
-    "A run folder as the runner leaves it, written by hand (its results hold every README headline row)."
-    from crossmodal.reproduce import README_HEADLINES
+    "A run folder as the runner leaves it, written by hand (its results hold every row the README shows)."
+    from crossmodal.run.readme import required_keys
     run_dir = runs / run_id; run_dir.mkdir(parents=True)
     state = dict(run_id=run_id, profile='studio', seed=0, parameters={}, only=[], status='finished', versions={'python': '3'},
                  machine='2 CPU cores (x86_64)', started='2026-01-01T10:00:00', finished='2026-01-01T10:30:00',
                  notebooks={nb.stem: {'status': 'finished', 'seconds': 1.0} for nb in notebooks})
     (run_dir / 'run.json').write_text(json.dumps({**state, **changes}))
-    rows = [(*key, 0.5 + i, 'studio', 0) for i, key in enumerate(README_HEADLINES)]
+    rows = [(*key, 0.5 + i, 'studio', 0) for i, key in enumerate(required_keys())]   # the headlines' keys first
     pd.DataFrame(rows, columns=['section', 'experiment', 'system', 'metric', 'value', 'profile', 'seed']).to_csv(
         run_dir / 'results.csv', index=False)
     (run_dir / 'cache_use.jsonl').write_text('{"stage": "embeddings mfcc", "hits": 9, "misses": 0}\n')
@@ -326,7 +326,7 @@ def _fake_run(runs, run_id, notebooks, **changes):
     (dict(seed=3), ['seed 3', 'publish a run with the defaults'])], ids=['failed', 'running', 'tiny', 'only', 'params', 'seed'])
 def test_publish_refuses_runs_that_are_not_the_studio_run(tmp_path, changes, fragments):
     "`crossmodal publish` of an unfinished, non-studio, partial or non-default run: one line, no file changed."
-    from crossmodal.reproduce import find_notebooks
+    from crossmodal.run.sections import find_notebooks
     copy = _copy_checkout(tmp_path)
     run_dir = _fake_run(copy / 'runs', 'r1', find_notebooks(copy / 'nbs'), **changes)
     before = _snapshot(copy)
@@ -336,7 +336,7 @@ def test_publish_refuses_runs_that_are_not_the_studio_run(tmp_path, changes, fra
 
 def test_publish_writes_the_readme_from_the_run(tmp_path):
     "`crossmodal publish RUN` is the one way to refresh the README's results; it states the cache use the run measured."
-    from crossmodal.reproduce import find_notebooks
+    from crossmodal.run.sections import find_notebooks
     copy = _copy_checkout(tmp_path)
     run_dir = _fake_run(copy / 'runs', 'r1', find_notebooks(copy / 'nbs'))
     proc = _cli('publish', run_dir, cwd=copy, env={**CLI_ENV, 'PYTHONPATH': str(copy)})
@@ -347,9 +347,9 @@ def test_publish_writes_the_readme_from_the_run(tmp_path):
     assert meta['cache_use'] == [{'stage': 'embeddings mfcc', 'hits': 9, 'misses': 0, 'state': 'warm'}]
     readme = (copy / 'README.md').read_text()
     assert 'Run `r1`, 30.0 minutes on 2 CPU cores (x86_64), with every cache warm.' in readme
-    from crossmodal.reproduce import README_HEADLINES
-    headline = readme.split('Headline rows:')[1]
-    assert all(f' {0.5 + i:g} ' in headline for i in range(len(README_HEADLINES)))   # every headline row, from the run
+    from crossmodal.run.readme import readme_keys
+    headline = readme.split('### Headline numbers')[1]
+    assert all(f' {0.5 + i:g} ' in headline for i in range(len(readme_keys())))   # every headline row, from the run
 
 
 def test_publish_outside_a_checkout(tmp_path):
@@ -382,6 +382,52 @@ def test_parser_errors_name_the_right_help():
     _one_line(_cli('reproduce', '--seed', 'abc'), "invalid int value: 'abc'", '(see `crossmodal reproduce --help`)')
     _one_line(_cli(), 'the following arguments are required: command', '(see `crossmodal --help`)')
     assert 'crossmodal crossmodal' not in _cli('frobnicate').stderr
+
+
+# --- case 6: the section notebooks' dataflow declarations -----------------------------------------------------------------
+
+def _declare(path, **lists):
+    "Add a dataflow cell (`reads = [...]` etc.) after the parameters cell of the section notebook at `path`."
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell('#| hide\n' + '\n'.join(f'{k} = {v!r}' for k, v in lists.items())))
+    nbformat.write(nb, path)
+
+
+def test_declared_input_no_notebook_writes(tmp_path, nbs):
+    "A notebook reading an artifact no section notebook writes (a typo): one line naming it and what is written, no run."
+    _declare(nbs / '01_alpha.ipynb', writes=['selection.json'])
+    _declare(nbs / '02_beta.ipynb', reads=['selection.jsn'])
+    _one_line(_cli('reproduce', '--profile', 'tiny', '--out', tmp_path / 'runs', '--nbs', nbs),
+              "notebook 'beta' reads 'selection.jsn', which no section notebook writes (written: 'selection.json')", '`writes`')
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_dataflow_cycle(tmp_path, nbs):
+    "Two notebooks each reading what the other writes: one line naming the cycle and the declarations, no run."
+    _declare(nbs / '01_alpha.ipynb', reads=['y'], writes=['x'])
+    _declare(nbs / '02_beta.ipynb', reads=['x'], writes=['y'])
+    _one_line(_cli('reproduce', '--profile', 'tiny', '--out', tmp_path / 'runs', '--nbs', nbs),
+              'in a cycle, alpha → beta → alpha', "alpha reads 'y' from beta; beta reads 'x' from alpha")
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_declaration_that_is_not_a_literal(tmp_path, nbs):
+    "A dataflow cell that computes its lists would have to be run to be read: refused, naming the line."
+    nb = nbformat.read(nbs / '02_beta.ipynb', as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell("reads = ['x']\nwrites = [f'{profile}.csv']"))
+    nbformat.write(nb, nbs / '02_beta.ipynb')
+    _one_line(_cli('list', '--nbs', nbs), "notebook 'beta': its dataflow cell may only assign", 'line 2 does something else')
+
+
+def test_only_adds_what_the_notebook_reads(tmp_path, nbs):
+    "`--only beta` where beta reads alpha's output: alpha runs first, in the same run, and one line says so."
+    _declare(nbs / '01_alpha.ipynb', writes=['x'])
+    _declare(nbs / '02_beta.ipynb', reads=['x'])
+    proc = _cli('reproduce', '--profile', 'tiny', '--only', 'beta', '--out', tmp_path / 'runs', '--nbs', nbs)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == 'crossmodal: --only beta also runs alpha (beta reads its x)'
+    run_dir, = _runs(tmp_path / 'runs')
+    assert pd.read_csv(run_dir / 'results.csv').section.tolist() == ['alpha', 'beta']
 
 
 # --- case 7: what already worked keeps working ----------------------------------------------------------------------------
@@ -477,7 +523,7 @@ def test_damaged_rendered_wav_is_rendered_again(tmp_path, capsys):
     returned and the next error was 'file does not exist'. Now a truncated, a garbled and a deleted clip are
     found by their checksums, named in one line and rendered again, with the bytes they had."""
     from crossmodal.core import get_profile, file_sha256
-    from crossmodal.data.audio import render_studio_audio
+    from crossmodal.data.studio.audio import render_studio_audio
     from crossmodal.data.manifest import load_audio
     P = get_profile('tiny', pitches_per_instrument=2, phrases_per_instrument=1, max_items=None)
     first = render_studio_audio(P, 0, ['violin', 'Fl'], root=tmp_path, n_jobs=1, verbose=False)
@@ -505,7 +551,7 @@ def test_damaged_rendered_png_is_rendered_again(tmp_path, capsys):
     bytes and a deleted one are found by their checksums, named in one line and rendered again, with the
     bytes they had."""
     from crossmodal.core import get_profile, file_sha256
-    from crossmodal.data.images import render_images
+    from crossmodal.data.studio.images import render_images
     from crossmodal.data.manifest import load_image
     P = get_profile('tiny', augmentations_per_drawing=2, image_size=32, max_items=None)
     kw = dict(sets=['openmoji', 'twemoji', 'game-icons'], classes=['violin', 'trumpet'], root=tmp_path, verbose=False)
@@ -531,7 +577,7 @@ def test_damaged_render_never_returned_unverified(tmp_path):
     """Case: a cached render's manifest pointed at a missing file. `read_manifest` of a damaged render now
     raises, naming the file and the call that renders it again, instead of returning the manifest."""
     from crossmodal.core import get_profile
-    from crossmodal.data.audio import render_studio_audio, read_manifest
+    from crossmodal.data.studio.audio import render_studio_audio, read_manifest
     P = get_profile('tiny', pitches_per_instrument=2, phrases_per_instrument=0, max_items=None)
     m = render_studio_audio(P, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
     (Path(m.attrs['root']) / m.path[1]).unlink()
@@ -542,7 +588,8 @@ def test_damaged_render_never_returned_unverified(tmp_path):
 def test_missing_soundfont_path_says_file_not_found(tmp_path):
     """Case: a missing SoundFont *path* was reported as 'unknown SoundFont'; it now says file not found,
     naming the path. An unknown *name* keeps 'unknown SoundFont' with the known names."""
-    from crossmodal.data.audio import find_soundfont, SoundFontSynth
+    from crossmodal.data.studio.instruments import find_soundfont
+    from crossmodal.data.studio.audio import SoundFontSynth
     missing = tmp_path / 'fonts' / 'Mine.sf2'
     for name in (str(missing), 'Mine.sf3', str(tmp_path / 'fonts' / 'Mine')):  # a folder in it, or an .sf2/.sf3 ending
         with pytest.raises(FileNotFoundError) as e: find_soundfont(name)

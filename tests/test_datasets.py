@@ -10,7 +10,13 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from crossmodal.data.datasets import (MANIFEST_COLUMNS, AudioSet, GTZAN, Melon, MissingDataError, MTGJamendo, TinySOL, dataset_source, descendant_ids, gtzan_fault_filtered_split, load_audioset_ontology, paper_dataset, read_jamendo_tsv, read_segments_csv, split_by_primary_label, write_audioset_fixture, write_gtzan_fixture, write_jamendo_fixture, write_melon_fixture, write_tinysol_fixture)
+from crossmodal.data.real.base import MANIFEST_COLUMNS, MissingDataError, dataset_source, paper_dataset
+from crossmodal.data.real.audioset import AudioSet, descendant_ids, load_audioset_ontology, read_segments_csv
+from crossmodal.data.real.gtzan import GTZAN, gtzan_fault_filtered_split
+from crossmodal.data.real.melon import Melon, split_by_primary_label
+from crossmodal.data.real.jamendo import MTGJamendo, read_jamendo_tsv
+from crossmodal.data.real.tinysol import TinySOL
+from crossmodal.data.fixtures import (write_audioset_fixture, write_gtzan_fixture, write_jamendo_fixture, write_melon_fixture, write_tinysol_fixture)
 from crossmodal.data.manifest import load_item
 
 
@@ -96,7 +102,8 @@ def test_tinysol_unknown_instrument_and_bad_header(tmp_path):
 
 def test_tinysol_ontology_ids_exist():
     names = {n['id']: n['name'] for n in load_audioset_ontology()}
-    from crossmodal.data.datasets import _tinysol_class_ids, GTZAN_AUDIOSET_IDS
+    from crossmodal.data.real.tinysol import _tinysol_class_ids
+    from crossmodal.data.real.gtzan import GTZAN_AUDIOSET_IDS
     from crossmodal.ontology import TINYSOL_CLASSES
     ids = _tinysol_class_ids(TINYSOL_CLASSES, 'test')
     assert names[ids['Violoncello'][0]] == 'Cello' and names[ids['Alto Saxophone'][0]] == 'Alto saxophone'

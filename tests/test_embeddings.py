@@ -155,7 +155,7 @@ def test_duplicate_content_is_computed_once(wav_folder):
 
 
 def test_root_from_manifest_attrs_and_text(tmp_path):
-    from crossmodal.data.audio import render_studio_audio
+    from crossmodal.data.studio.audio import render_studio_audio
     from crossmodal.data.manifest import load_audio
     audio = render_studio_audio('tiny', 0, root=tmp_path / 'studio', verbose=False).iloc[:6]
     out = embed_manifest('mfcc', audio, cache=tmp_path / 'cache', progress=False)  # root from .attrs['root']

@@ -1,4 +1,4 @@
-"End-to-end checks of `crossmodal.data.images`: determinism, caching, interrupted renders, bad inputs."
+"End-to-end checks of `crossmodal.data.studio.images`: determinism, caching, interrupted renders, bad inputs."
 import json, os, shutil
 from pathlib import Path
 
@@ -12,8 +12,9 @@ os.environ.setdefault('CROSSMODAL_QUIET', '1')
 
 from crossmodal.core import get_profile, package_data, file_sha256, cache_use, RUN_DIR_VARIABLE
 from crossmodal.data.manifest import damaged_files
-import crossmodal.data.images as images
-from crossmodal.data.images import (IMAGE_SETS, MANIFEST_COLUMNS, ImageSet, render_images, read_manifest, render_log, list_instrument_drawings, list_pictograms, assign_splits, ontology_ids, TEST_FAMILIES)
+import crossmodal.data.studio.images as images
+from crossmodal.data.studio.drawings import (IMAGE_SETS, ImageSet, list_instrument_drawings, list_pictograms, ontology_ids)
+from crossmodal.data.studio.images import (MANIFEST_COLUMNS, render_images, read_manifest, render_log, assign_splits, TEST_FAMILIES)
 from crossmodal.data.manifest import load_image
 
 SMALL = dict(sets=['openmoji', 'twemoji', 'game-icons', 'fluent'], classes=['violin', 'trumpet'])

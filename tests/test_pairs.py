@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossmodal.data.audio import render_studio_audio
-from crossmodal.data.images import render_images
+from crossmodal.data.studio.audio import render_studio_audio
+from crossmodal.data.studio.images import render_images
 from crossmodal.data.pairs import check_disjoint, make_pairs, paired_classes
 
 

@@ -13,7 +13,7 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 
 from crossmodal.core import get_profile, file_sha256, cache_use, RUN_DIR_VARIABLE
 import crossmodal.pictonet as pictonet
-from crossmodal.data.images import INSTRUMENT_EMOJI, cldr_emoji
+from crossmodal.data.studio.drawings import INSTRUMENT_EMOJI, cldr_emoji
 from crossmodal.pictonet import (CorruptWeights, PictoNetEmbedder, augment_batch, load_pictonet, main,
                                  pretrain_pictonet, pretraining_drawings, render_corpus, weights_dir, instrument_leaks)
 
