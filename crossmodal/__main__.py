@@ -11,7 +11,7 @@ import sys
 def run(argv:list[str]|None=None # the arguments (default: `sys.argv[1:]`)
        ) -> int:
     "Run the `crossmodal` command line and return its exit status."
-    try: from crossmodal.reproduce import main
+    try: from crossmodal.run.cli import main
     except KeyboardInterrupt:
         sys.stderr.write("crossmodal: interrupted before a run started; nothing was recorded\n"); return 130
     return main(argv)

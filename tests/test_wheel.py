@@ -58,6 +58,7 @@ def test_wheel_ships_notebooks_and_package_data(wheel_env):
     shipped = {Path(n).name for n in names if n.startswith('crossmodal/notebooks/')}
     assert {p.name for p in (ROOT / 'nbs').glob('*.ipynb')} <= shipped
     assert 'crossmodal/resources/published/published.csv' in names and 'crossmodal/resources/audioset/ontology.json' in names
+    assert {f'crossmodal/run/{m}.py' for m in ['__init__', 'sections', 'folders', 'report', 'reproduce', 'cli', 'readme']} <= set(names)
     assert not (ROOT / 'crossmodal' / 'notebooks').exists()          # no second copy in the source tree
 
 
