@@ -71,7 +71,7 @@ MEMORY_SCRIPT = textwrap.dedent('''
     import numpy as np
     from crossmodal.data.studio.audio import render_studio_audio
     from crossmodal.data.manifest import load_audio
-    from crossmodal.embeddings import get_embedder
+    from crossmodal.embedders.base import get_embedder
     from pathlib import Path
     manifest = render_studio_audio('studio', 0, verbose=False)
     root = Path(manifest.attrs['root'])

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #80c000f8
 from __future__ import annotations
-import dataclasses, hashlib, io, json, os, random, tempfile, time, contextlib
+import dataclasses, functools, hashlib, io, json, os, platform, random, tempfile, time, contextlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -15,7 +15,8 @@ import pandas as pd
 # %% auto #0
 __all__ = ['PROFILES', 'RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'repo_root', 'package_data', 'data_home', 'assets_dir', 'Profile',
            'get_profile', 'seed_everything', 'get_device', 'content_hash', 'note_cache_use', 'cache_use',
-           'atomic_write', 'file_sha256', 'Cache', 'Results', 'save_figure', 'progress', 'few']
+           'atomic_write', 'file_sha256', 'file_fingerprint', 'package_versions', 'Cache', 'Results', 'save_figure',
+           'progress', 'few']
 
 # %% ../nbs/00_core.ipynb #30314d61
 def repo_root() -> Path:
@@ -78,6 +79,12 @@ class Profile:
     pretrain_epochs: int = 60  # 30 left the studio encoder undertrained (loss still falling when the schedule ended)
     pretrain_image_size: int = 64
     max_items: int | None = None  # cap on items per manifest (None: no cap)
+    # which embedders a run takes (the first available of each list) and which the selection grid crosses
+    audio_embedders: tuple = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc')  # in order of preference
+    image_embedders: tuple = ('pictonet', 'hog_colour', 'hog', 'colour_hist')
+    grid_audio_embedders: tuple = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc')  # Wu et al. §4.1's grid
+    grid_image_embedders: tuple = ('pictonet', 'hog_colour')
+    untranslated_pair: tuple | None = None  # (audio, image) compared without translation (the paper: OpenL3 512-d)
 
     def replace(self, **changes) -> 'Profile':
         "A copy with `changes` applied, each checked against the fields."
@@ -90,10 +97,15 @@ PROFILES = {
     'tiny': Profile('tiny', soundfonts=('FluidR3_GM', 'TimGM6mb'), pitches_per_instrument=4, velocities=(80,),
                     phrases_per_instrument=0, clip_seconds=1.0, audio_sample_rate=16000, image_size=48,
                     augmentations_per_drawing=1, pairs_per_class=12, batch_size=32, max_epochs=3, patience=2,
-                    n_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=200),
+                    n_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=200,
+                    grid_audio_embedders=('mfcc', 'MTT_musicnn')),
     'studio': Profile('studio'),
     'paper': Profile('paper', comparable_to_paper=True, pairs_per_class=1000, batch_size=4096, max_epochs=200,
-                     n_seeds=10, pretrain_epochs=60, pretrain_image_size=96, audio_sample_rate=44100),
+                     n_seeds=10, pretrain_epochs=60, pretrain_image_size=96, audio_sample_rate=44100,
+                     audio_embedders=('yamnet', 'vggish', 'openl3_audio'), image_embedders=('resnet50', 'vgg16', 'openl3_image'),
+                     grid_audio_embedders=('openl3_audio', 'vggish', 'yamnet'),
+                     grid_image_embedders=('openl3_image', 'vgg16', 'resnet50'),
+                     untranslated_pair=('openl3_audio_512', 'openl3_image_512')),
 }
 
 def get_profile(name:str|Profile, # 'tiny', 'studio' or 'paper' (or a Profile, returned as is)
@@ -196,12 +208,32 @@ def atomic_write(path:Path|str): # the file to write
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-def file_sha256(path:Path) -> str:
-    "SHA-256 of a file's bytes."
+def file_sha256(*paths:Path) -> str:
+    "SHA-256 of the files' bytes, read in order (one file: its SHA-256)."
     h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    for path in paths:
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(stamped:tuple) -> str: return file_sha256(*(p for p, _, _ in stamped))[:16]
+
+def file_fingerprint(*paths:Path|str) -> str:
+    "16 hex digits of the files' SHA-256 (memoised per path, size and modification time): weights files' part of a cache key."
+    paths = [Path(p) for p in paths]
+    return _fingerprint(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths))
+
+def package_versions(packages:Iterable=('crossmodal', 'numpy', 'pandas', 'scikit-learn', 'torch', 'papermill'), # distributions
+                     python:bool=True # include the Python version
+                    ) -> dict:
+    "The installed versions of `packages` (absent ones left out), and Python's: what a cache sidecar or a run records."
+    from importlib.metadata import version, PackageNotFoundError
+    out = {'python': platform.python_version()} if python else {}
+    for pkg in packages:
+        try: out[pkg] = version(pkg)
+        except PackageNotFoundError: pass
+    return out
 
 class Cache:
     "Arrays and tables on disk under content keys; atomic writes, checksums verified on load."

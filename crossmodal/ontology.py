@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_ontology.ipynb #09300816
 from __future__ import annotations
-import functools, gzip, json, os, re, shutil, tempfile, warnings
+import json, warnings
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -13,15 +13,13 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .core import package_data, data_home
+from .core import package_data
 
 # %% auto #0
-__all__ = ['AUDIOSET_C', 'TOP_LABEL_NAMES', 'WU_CLASSES', 'TINYSOL_CLASSES', 'TRIPLET_RULES', 'WORDNET_SOURCE',
-           'LEXNAMES_MAN_PAGE', 'audioset_ontology_path', 'audioset_graph', 'AudioSetOntology', 'top_label_ids',
-           'relevance_matrix', 'relevance', 'instrument_classes', 'instrument_class', 'class_labels',
-           'class_distance_matrix', 'hdio_ontology_path', 'read_hdio', 'HDIOntology', 'triplets_from_distances',
-           'hdio_triplets', 'tinysol_hdio_labels', 'lexnames_from_man_page', 'wordnet_nltk_data', 'load_wordnet',
-           'WordNetOntology']
+__all__ = ['AUDIOSET_C', 'TOP_LABEL_NAMES', 'WU_CLASSES', 'TINYSOL_CLASSES', 'TRIPLET_RULES', 'audioset_ontology_path',
+           'audioset_graph', 'AudioSetOntology', 'top_label_ids', 'relevance_matrix', 'relevance', 'instrument_classes',
+           'instrument_class', 'class_labels', 'class_distance_matrix', 'hdio_ontology_path', 'read_hdio',
+           'HDIOntology', 'triplets_from_distances', 'hdio_triplets', 'tinysol_hdio_labels']
 
 # %% ../nbs/01_ontology.ipynb #c791abfe
 AUDIOSET_C = 21  # Wu et al. §3.3: "C=21 being the maximum distance"
@@ -375,133 +373,3 @@ def tinysol_hdio_labels(onto:HDIOntology|None=None # reads TinySOL's label map f
     label_map = (onto.tinysol_label_map if onto is not None and onto.tinysol_label_map else
                  HDIOntology(hdio_ontology_path()).tinysol_label_map)
     return [label_map[name] for name in TINYSOL_CLASSES]
-
-# %% ../nbs/01_ontology.ipynb #b71ef491
-WORDNET_SOURCE = Path('/usr/share/wordnet')
-LEXNAMES_MAN_PAGE = Path('/usr/share/man/man5/lexnames.5WN.gz')
-_WORDNET_FILES = ('adj.exc', 'adv.exc', 'cntlist.rev', 'data.adj', 'data.adv', 'data.noun', 'data.verb',
-                  'index.adj', 'index.adv', 'index.noun', 'index.verb', 'noun.exc', 'verb.exc')
-_LEX_CATEGORY = {'noun': 1, 'verb': 2, 'adj': 3, 'adv': 4}
-
-def lexnames_from_man_page(text:str # the roff source of lexnames(5WN)
-                          ) -> str:
-    "nltk's `lexnames` file (`NN<tab>name<tab>category` lines) rebuilt from the man page's table."
-    rows = re.findall(r'^(\d\d)\t([a-z]+\.[A-Za-z]+)\s*\t', text, flags=re.M)
-    if [int(n) for n, _ in rows] != list(range(len(rows))) or len(rows) != 45:
-        raise ValueError(f"crossmodal: lexnames man page: expected files 00–44, found {len(rows)} rows")
-    return ''.join(f'{n}\t{name}\t{_LEX_CATEGORY[name.split(".")[0]]}\n' for n, name in rows)
-
-# %% ../nbs/01_ontology.ipynb #5da07891
-def _wordnet_reader(folder:Path):
-    "An nltk WordNet reader on `folder` (…/corpora/wordnet), its nltk_data root put on `nltk.data.path`."
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    class WordNet30Reader(WordNetCorpusReader):
-        "nltk's reader, minus the WordNet-3.0 → loaded-version synset map when the loaded version is 3.0 (identity)."
-        def map_wn(self, version='wordnet'):
-            return None if self.get_version() == '3.0' else super().map_wn(version)
-
-    root = str(folder.parent.parent)
-    if root not in nltk.data.path: nltk.data.path.insert(0, root)   # nltk only opens files under its data path
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # "multilingual functions are not available": no OMW, English only
-        return WordNet30Reader(str(folder), None)
-
-def _write_index_sense(folder:Path):
-    "Generate `index.sense` in `folder` from its data files, with nltk computing the sense keys."
-    (folder / 'index.sense').write_text('')
-    wn = _wordnet_reader(folder)
-    rank = {}
-    for suffix, pos in (('noun', 'n'), ('verb', 'v'), ('adj', 'a'), ('adv', 'r')):
-        for line in (folder / f'index.{suffix}').read_text().splitlines():
-            if line.startswith(' '): continue   # licence header
-            fields = line.split(); n_synsets = int(fields[2])
-            for k, offset in enumerate(fields[-n_synsets:], 1): rank[(fields[0], pos, int(offset))] = k
-    counts = {}
-    for line in (folder / 'cntlist.rev').read_text().splitlines():
-        key, _, count = line.split(); counts[key] = int(count)
-    lines = []
-    for synset in wn.all_synsets():
-        pos = 'a' if synset.pos() == 's' else synset.pos()
-        for lemma in synset.lemmas():
-            key = lemma.key()
-            lines.append(f'{key} {synset.offset():08d} {rank[(key.split("%")[0], pos, synset.offset())]} {counts.get(key, 0)}\n')
-    (folder / 'index.sense').write_text(''.join(sorted(lines)))
-    return len(lines)
-
-def wordnet_nltk_data(home:Path|str|None=None, # folder to build `nltk_data` in (default `data_home()`)
-                      source:Path|str=WORDNET_SOURCE, # Debian wordnet-base's database folder
-                      man_page:Path|str=LEXNAMES_MAN_PAGE # lexnames(5WN), source of the `lexnames` file
-                     ) -> Path:
-    "Build (once, atomically) an nltk_data folder holding WordNet 3.0 from Debian's wordnet-base; return its root."
-    root = Path(home if home is not None else data_home()) / 'nltk_data'
-    target = root / 'corpora' / 'wordnet'
-    if (target / 'crossmodal_build.json').exists(): return root
-    if target.exists():
-        raise FileExistsError(f"crossmodal: {target} exists but was not built by crossmodal; remove it and retry")
-    source, man_page = Path(source), Path(man_page)
-    missing = [f for f in _WORDNET_FILES if not (source / f).exists()] + ([] if man_page.exists() else [str(man_page)])
-    if missing:
-        raise FileNotFoundError(f"crossmodal: WordNet 3.0 files missing ({', '.join(missing[:4])}"
-                                f"{' …' if len(missing) > 4 else ''} under {source}); install them with "
-                                "`sudo apt-get install wordnet-base`")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix='.wordnet-build-', dir=root))
-    try:
-        folder = staging / 'corpora' / 'wordnet'; folder.mkdir(parents=True)
-        for f in _WORDNET_FILES: shutil.copyfile(source / f, folder / f)
-        (folder / 'lexnames').write_text(lexnames_from_man_page(gzip.open(man_page, 'rt').read()))
-        senses = _write_index_sense(folder)
-        (folder / 'crossmodal_build.json').write_text(json.dumps(
-            {'source': str(source), 'man_page': str(man_page), 'senses': senses, 'built_by': 'crossmodal.ontology'}))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try: os.rename(folder, target)
-        except OSError:   # another process finished first: keep its folder
-            if not (target / 'crossmodal_build.json').exists(): raise
-    finally:
-        import nltk
-        if str(staging) in nltk.data.path: nltk.data.path.remove(str(staging))
-        shutil.rmtree(staging, ignore_errors=True)
-    return root
-
-@functools.lru_cache(maxsize=None)
-def _load_wordnet(root:str): return _wordnet_reader(Path(root) / 'corpora' / 'wordnet')
-
-def load_wordnet(home:Path|str|None=None # as in `wordnet_nltk_data`
-                ):
-    "An nltk `WordNetCorpusReader` on WordNet 3.0 (building the nltk_data folder first if needed)."
-    return _load_wordnet(str(wordnet_nltk_data(home)))
-
-# %% ../nbs/01_ontology.ipynb #b0fe0a21
-class WordNetOntology:
-    "WordNet 3.0 noun synsets: instrument senses and path distances."
-    kind = 'wordnet'
-    instrument_root = 'musical_instrument.n.01'
-    def __init__(self, wn=None): # an nltk WordNet reader (default `load_wordnet()`)
-        self.wn = wn if wn is not None else load_wordnet()
-        self._root = self.wn.synset(self.instrument_root)
-
-    def __repr__(self): return f"WordNetOntology(WordNet {self.wn.get_version()})"
-
-    def synset(self, name:str):
-        "The synset called `name` (e.g. 'cornet.n.01'), with a clear error if WordNet has none."
-        try: return self.wn.synset(name)
-        except Exception: raise KeyError(f"crossmodal: {name!r} is not a WordNet 3.0 synset name (like 'violin.n.01')")
-
-    def is_instrument(self, name:str) -> bool:
-        "Whether synset `name` is under `musical_instrument.n.01`."
-        return self._root in self.synset(name).closure(lambda s: s.hypernyms())
-
-    def instrument_senses(self, word:str) -> list:
-        "Names of the noun synsets of `word` (spaces or underscores) that are musical instruments."
-        return [s.name() for s in self.wn.synsets(word.strip().replace(' ', '_'), pos='n') if self.is_instrument(s.name())]
-
-    def distance(self, a:str, b:str) -> float:
-        "Shortest hypernym/hyponym path length between synsets `a` and `b` (inf if unconnected)."
-        d = self.synset(a).shortest_path_distance(self.synset(b))
-        return float('inf') if d is None else float(d)
-
-    def distance_matrix(self, labels:Sequence[str]) -> np.ndarray:
-        "Float matrix of `distance` between every pair of synset names."
-        return np.array([[self.distance(a, b) for b in labels] for a in labels], dtype=float)

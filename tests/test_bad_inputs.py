@@ -26,8 +26,10 @@ import soundfile
 from PIL import Image
 
 from crossmodal.core import atomic_write, content_hash, repo_root
-from crossmodal.embeddings import Embedder, embed_manifest, embedding_cache_dir, get_embedder, _Entries
-from crossmodal.paper_embedders import DamagedWeightsError, YAMNet, keras_ready
+from crossmodal.embedders.base import Embedder, get_embedder
+from crossmodal.embedders.cache import embed_manifest, embedding_cache_dir, _Entries
+from crossmodal.embedders.paper.weights import DamagedWeightsError, keras_ready
+from crossmodal.embedders.paper.yamnet import YAMNet
 
 
 # ==== the command line ===============================================================================================
@@ -690,7 +692,7 @@ SLOW_EXTRACTION = textwrap.dedent('''
     import numpy as np, pandas as pd
     sys.path.insert(0, sys.argv[1])
     from slow_embedder import Slow
-    from crossmodal.embeddings import embed_manifest
+    from crossmodal.embedders.cache import embed_manifest
     folder = sys.argv[1]
     manifest = pd.DataFrame(dict(id=[f'c{i}' for i in range(40)], path=[f'c{i}.wav' for i in range(40)]))
     out = embed_manifest(Slow(), manifest, folder, batch_size=4, cache=folder + '/cache', progress=False)
@@ -699,7 +701,7 @@ SLOW_EXTRACTION = textwrap.dedent('''
 SLOW_EMBEDDER = textwrap.dedent('''
     import time
     import numpy as np
-    from crossmodal.embeddings import Embedder
+    from crossmodal.embedders.base import Embedder
     class Slow(Embedder):
         name, modality, dim, sample_rate = 'test_slow', 'audio', 3, 8000
         def _embed(self, batch):
@@ -843,8 +845,10 @@ NO_NETWORK = textwrap.dedent('''
     socket.create_connection = socket.getaddrinfo = refuse
     import numpy as np
     from PIL import Image
-    from crossmodal.embeddings import available_embedders, get_embedder
-    from crossmodal import ontology, reproduce, translation, retrieval, classification, losses   # every module imports
+    from crossmodal.embedders.base import available_embedders, get_embedder
+    import importlib, pkgutil, crossmodal
+    for module in pkgutil.walk_packages(crossmodal.__path__, 'crossmodal.'):   # every module imports
+        if not module.name.endswith('__main__'): importlib.import_module(module.name)
     table = available_embedders()
     used = []
     for row in table[table.available & table.modality.notna()].itertuples():

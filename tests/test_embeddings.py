@@ -11,9 +11,9 @@ import soundfile
 from PIL import Image
 
 from crossmodal.core import content_hash
-from crossmodal.embeddings import (Embedder, register, get_embedder, available_embedders, embed_manifest, validate_embedder,
-                                   embedding_cache_dir, load_embedder_modules, nearest_neighbour_accuracy, _REGISTRY,
-                                   _MODULE_STATUS, _Entries)
+from crossmodal.embedders.base import (Embedder, register, get_embedder, available_embedders, validate_embedder, load_embedder_modules, _REGISTRY, _MODULE_STATUS)
+from crossmodal.embedders.cache import embed_manifest, embedding_cache_dir, _Entries
+from crossmodal.neighbours import neighbour_accuracy
 
 SR = 22050
 
@@ -174,7 +174,7 @@ def test_classical_values():
     stripes = Image.fromarray(np.tile((np.arange(64) // 4 % 2 * 255).astype(np.uint8), (64, 1)))  # vertical stripes
     cells = hog.embed([stripes])[0].reshape(-1, 9)  # 9 orientation bins per cell
     assert np.argmax(cells.sum(0)) == 0  # horizontal gradients: orientation bin 0
-    assert nearest_neighbour_accuracy(np.eye(3), ['a', 'b', 'c'], np.eye(3) * 2, ['a', 'b', 'x']) == pytest.approx(2 / 3)
+    assert neighbour_accuracy(np.eye(3) * 2, ['a', 'b', 'x'], np.eye(3), ['a', 'b', 'c'], standardise=True) == pytest.approx(2 / 3)
 
 
 def test_minilm_text():

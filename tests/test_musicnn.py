@@ -13,9 +13,8 @@ import pytest
 
 from crossmodal.core import package_data
 
-from crossmodal.musicnn import (MEL_DTYPES, MUSICNN_MODELS, MUSICNN_OUTPUTS, VGG_OUTPUTS, PATCH_FRAMES,
-                                checkpoint_entries, checkpoint_prefix, extract, load_musicnn, log_mel, mel_patches,
-                                musicnn_tags, read_checkpoint, read_sstable, run_patches)
+from crossmodal.embedders.musicnn import (MEL_DTYPES, MUSICNN_MODELS, MUSICNN_OUTPUTS, VGG_OUTPUTS, PATCH_FRAMES, checkpoint_prefix, extract, load_musicnn, log_mel, mel_patches, musicnn_tags, run_patches)
+from crossmodal.embedders.tf_checkpoint import checkpoint_entries, read_checkpoint, read_sstable
 
 FIXTURE = package_data('musicnn', 'reference.npz')
 
@@ -170,7 +169,7 @@ def test_short_and_bad_audio():
 
 
 def test_embedders_registered_with_options():
-    from crossmodal.embeddings import get_embedder, available_embedders
+    from crossmodal.embedders.base import get_embedder, available_embedders
     table = available_embedders('audio').set_index('name')
     for model in MUSICNN_MODELS:
         assert table.loc[model, 'available'], table.loc[model, 'why_not']

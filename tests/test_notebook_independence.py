@@ -7,12 +7,12 @@ from crossmodal.core import repo_root
 
 ROOT = repo_root()
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'MPLBACKEND': 'Agg', 'CROSSMODAL_QUIET': '1'}
-REGISTERING_NOTEBOOKS = ['03_embeddings', '03a_musicnn', '03b_paper_embedders', '03c_pictonet']
+REGISTERING_NOTEBOOKS = ['03_embedders', '03b_classical', '03c_text', '03e_musicnn', '03g_pictonet', '03n_paper_models']
 
 REGISTRY_AFTER_EXPORT_CELLS = r'''
 import json, sys
 import nbformat
-from crossmodal.embeddings import available_embedders
+from crossmodal.embedders.base import available_embedders
 def table():
     cols = ['name', 'modality', 'dim', 'summary', 'kind', 'module', 'available', 'why_not']
     return available_embedders()[cols].astype(str).sort_values('name').to_dict('records')
@@ -42,10 +42,10 @@ def test_export_cells_run_in_a_notebook_leave_the_registry_as_the_package_builds
     assert kinds['MTT_musicnn'] == kinds['pictonet'] == kinds['minilm'] == 'packaged'
 
 
-def test_paper_embedders_then_translation_in_one_process():
-    "The order that once failed: 03b's registration cells, then 05's tests, in one nbdev_test worker."
+def test_paper_models_then_translation_in_one_process():
+    "The order that once failed: the paper models' registration cells (03b then, 03n now), then 05's tests, in one nbdev_test worker."
     nbdev_test = Path(sys.executable).parent / 'nbdev_test'
-    proc = subprocess.run([str(nbdev_test), '--path', 'nbs', '--file_re', r'^(03b_paper_embedders|05_translation)\.ipynb$',
+    proc = subprocess.run([str(nbdev_test), '--path', 'nbs', '--file_re', r'^(03n_paper_models|05_translation)\.ipynb$',
                            '--n_workers', '0'], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=1200)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 

@@ -9,6 +9,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import json
 from crossmodal.core import package_data
 from crossmodal import ontology as O
+from crossmodal import wordnet as W
 
 
 @pytest.fixture(scope='module')
@@ -41,7 +42,7 @@ def test_shipped_published_numbers_match_the_shared_result_files(shared_folder):
         assert package_data('published', 'i_can_listen_results', path.name).read_bytes() == path.read_bytes(), path.name
 
 @pytest.fixture(scope='module')
-def wordnet(): return O.WordNetOntology()
+def wordnet(): return W.WordNetOntology()
 
 
 # ---------------------------------------------------------------- AudioSet
@@ -186,25 +187,25 @@ def test_hdio_errors(hdio_files, tmp_path):
 # ---------------------------------------------------------------- WordNet
 
 def test_wordnet_build_is_idempotent():
-    root = O.wordnet_nltk_data()
+    root = W.wordnet_nltk_data()
     index = root / 'corpora' / 'wordnet' / 'index.sense'
     stamp = index.stat().st_mtime_ns
-    assert O.wordnet_nltk_data() == root and index.stat().st_mtime_ns == stamp
+    assert W.wordnet_nltk_data() == root and index.stat().st_mtime_ns == stamp
     assert not list(root.glob('.wordnet-build-*'))          # no staging folder left behind
 
 def test_wordnet_build_is_atomic(tmp_path, monkeypatch):
     def boom(folder): raise RuntimeError('interrupted')
-    monkeypatch.setattr(O, '_write_index_sense', boom)
-    with pytest.raises(RuntimeError, match='interrupted'): O.wordnet_nltk_data(home=tmp_path)
+    monkeypatch.setattr(W, '_write_index_sense', boom)
+    with pytest.raises(RuntimeError, match='interrupted'): W.wordnet_nltk_data(home=tmp_path)
     assert not (tmp_path / 'nltk_data' / 'corpora' / 'wordnet').exists()
     assert not list((tmp_path / 'nltk_data').glob('.wordnet-build-*'))
 
 def test_wordnet_missing_package_names_apt(tmp_path):
     with pytest.raises(FileNotFoundError, match='apt-get install wordnet-base'):
-        O.wordnet_nltk_data(home=tmp_path, source=tmp_path / 'no-wordnet')
+        W.wordnet_nltk_data(home=tmp_path, source=tmp_path / 'no-wordnet')
 
 def test_wordnet_lexnames_and_sense_index(wordnet):
-    folder = O.wordnet_nltk_data() / 'corpora' / 'wordnet'
+    folder = W.wordnet_nltk_data() / 'corpora' / 'wordnet'
     lex = (folder / 'lexnames').read_text().splitlines()
     assert len(lex) == 45 and lex[3] == '03\tnoun.Tops\t1' and lex[29] == '29\tverb.body\t2'
     wn = wordnet.wn
@@ -216,7 +217,7 @@ def test_wordnet_lexnames_and_sense_index(wordnet):
 def test_nltk_corpus_wordnet_reads_the_folder(wordnet):
     import nltk
     from nltk.corpus import wordnet as nltk_wordnet
-    assert str(O.wordnet_nltk_data()) in nltk.data.path
+    assert str(W.wordnet_nltk_data()) in nltk.data.path
     assert nltk_wordnet.synset('cornet.n.01').definition().startswith('a brass musical instrument')
 
 def test_sense_table_and_traps(wordnet):
@@ -241,7 +242,7 @@ def test_class_distances_have_one_shape(kind, audioset, hdio_files, wordnet):
 
 def test_wordnet_fresh_build_matches(tmp_path):
     "A build in an empty home reproduces the default home's folder byte for byte."
-    fresh, default = (r / 'corpora' / 'wordnet' for r in (O.wordnet_nltk_data(home=tmp_path), O.wordnet_nltk_data()))
+    fresh, default = (r / 'corpora' / 'wordnet' for r in (W.wordnet_nltk_data(home=tmp_path), W.wordnet_nltk_data()))
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
     for name in ('lexnames', 'index.sense', 'data.noun'):
         assert digest(fresh / name) == digest(default / name), name

@@ -1,4 +1,4 @@
-"""Paper-scale embedders (crossmodal.paper_embedders): missing-weights errors, and every architecture built with
+"""Paper-scale embedders (crossmodal.embedders.paper): missing-weights errors, and every architecture built with
 random weights offline — shapes, dtypes, pre-/post-processing, and the weight-loading code paths on files written
 here in the published formats. Nothing is downloaded."""
 import importlib.util, os, sys
@@ -9,10 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import crossmodal.paper_embedders as pe
-from crossmodal.embeddings import get_embedder, available_embedders
+from crossmodal.embedders.paper.clap import ByteTokenizer, CLAPAudio, CLAPText, CLAP_CHECKPOINTS, clap_windows, int16_roundtrip, load_clap_checkpoint, load_roberta_tokenizer
+from crossmodal.embedders.paper.imagenet import ResNet50, VGG16
+from crossmodal.embedders.paper.openl3 import OpenL3Audio, OpenL3Image, build_openl3, openl3_image_array, openl3_windows
+from crossmodal.embedders.paper.vggish import VGGISH_LAYERS, VGGish, audioset_log_mel, build_vggish
+from crossmodal.embedders.paper.weights import MissingWeightsError, PACKAGE_HINTS, import_keras, keras_predict, missing_package, require_package
+from crossmodal.embedders.paper.yamnet import YAMNET_H5, YAMNet, build_yamnet, yamnet_pad
+from crossmodal.embedders.base import get_embedder, available_embedders
 
-def _have(*modules): return all(pe.missing_package(m) is None for m in modules)
+def _have(*modules): return all(missing_package(m) is None for m in modules)
 
 needs_keras = pytest.mark.skipif(not _have('keras', 'h5py'),
     reason='Keras 3 + h5py not installed (pip install -e ".[paper]" or pip install "keras>=3" h5py): the keras models cannot be built')
@@ -30,15 +35,15 @@ def empty_weights(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- missing packages / weights: one clear error
 
 @pytest.mark.parametrize('cls,filename,url_part', [
-    (pe.YAMNet, 'yamnet.h5', 'storage.googleapis.com/audioset/yamnet.h5'),
-    (pe.OpenL3Audio, 'openl3_audio_mel256_music.h5', 'marl/openl3/raw/models/openl3_audio_mel256_music-v0_4_0.h5.gz'),
-    (pe.OpenL3Image, 'openl3_image_mel256_music.h5', 'marl/openl3/raw/models/openl3_image_mel256_music-v0_4_0.h5.gz'),
-    (pe.ResNet50, 'resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5', 'keras-applications/resnet/'),
-    (pe.VGG16, 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5', 'keras-applications/vgg16/'),
-    (pe.VGGish, 'vggish_model.ckpt', 'storage.googleapis.com/audioset/vggish_model.ckpt'),
+    (YAMNet, 'yamnet.h5', 'storage.googleapis.com/audioset/yamnet.h5'),
+    (OpenL3Audio, 'openl3_audio_mel256_music.h5', 'marl/openl3/raw/models/openl3_audio_mel256_music-v0_4_0.h5.gz'),
+    (OpenL3Image, 'openl3_image_mel256_music.h5', 'marl/openl3/raw/models/openl3_image_mel256_music-v0_4_0.h5.gz'),
+    (ResNet50, 'resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5', 'keras-applications/resnet/'),
+    (VGG16, 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5', 'keras-applications/vgg16/'),
+    (VGGish, 'vggish_model.ckpt', 'storage.googleapis.com/audioset/vggish_model.ckpt'),
 ])
 def test_missing_weights_error_names_file_url_and_destination(empty_weights, cls, filename, url_part):
-    with pytest.raises(pe.MissingWeightsError) as err:
+    with pytest.raises(MissingWeightsError) as err:
         cls()  # raised before any model is built: needs no keras
     msg = str(err.value)
     assert filename in msg and url_part in msg
@@ -47,19 +52,19 @@ def test_missing_weights_error_names_file_url_and_destination(empty_weights, cls
     assert why is not None and (filename in why or 'needs the Python package' in why)
 
 def test_vggish_error_offers_the_torch_files_too(empty_weights):
-    with pytest.raises(pe.MissingWeightsError) as err: pe.VGGish()
+    with pytest.raises(MissingWeightsError) as err: VGGish()
     msg = str(err.value)
     for part in ('vggish_pca_params.npz', 'vggish-10086976.pth', 'vggish_pca_params-970ea276.pth', 'without TensorFlow'):
         assert part in msg
 
-@pytest.mark.parametrize('cls,ckpt', [(pe.CLAPAudio, 'music_audioset_epoch_15_esc_90.14.pt'), (pe.CLAPText, 'music_audioset_epoch_15_esc_90.14.pt')])
+@pytest.mark.parametrize('cls,ckpt', [(CLAPAudio, 'music_audioset_epoch_15_esc_90.14.pt'), (CLAPText, 'music_audioset_epoch_15_esc_90.14.pt')])
 def test_clap_missing_checkpoint(empty_weights, cls, ckpt):
-    with pytest.raises(pe.MissingWeightsError, match='huggingface.co/lukewys/laion_clap/resolve/main/' + ckpt.replace('.', r'\.')):
+    with pytest.raises(MissingWeightsError, match='huggingface.co/lukewys/laion_clap/resolve/main/' + ckpt.replace('.', r'\.')):
         cls(checkpoint='music')
 
 def test_clap_general_checkpoint_and_unknown_name(empty_weights):
-    with pytest.raises(pe.MissingWeightsError, match='630k-audioset-best.pt'): pe.CLAPAudio(checkpoint='general')
-    with pytest.raises(ValueError, match="one of \\['music', 'general'\\]"): pe.CLAPAudio(checkpoint='nope')
+    with pytest.raises(MissingWeightsError, match='630k-audioset-best.pt'): CLAPAudio(checkpoint='general')
+    with pytest.raises(ValueError, match="one of \\['music', 'general'\\]"): CLAPAudio(checkpoint='nope')
 
 def test_registry_says_why_and_refuses(empty_weights):
     table = available_embedders().set_index('name')
@@ -73,44 +78,44 @@ def test_registry_says_why_and_refuses(empty_weights):
 def test_weights_folder_from_environment(empty_weights):
     (empty_weights / 'yamnet').mkdir(parents=True)
     (empty_weights / 'yamnet' / 'yamnet.h5').write_bytes(b'not really')
-    assert pe.YAMNET_H5.find() == empty_weights / 'yamnet' / 'yamnet.h5'
-    assert pe.YAMNet.why_not() in (None, pe.missing_package('keras'), pe.missing_package('h5py'))
+    assert YAMNET_H5.find() == empty_weights / 'yamnet' / 'yamnet.h5'
+    assert YAMNet.why_not() in (None, missing_package('keras'), missing_package('h5py'))
 
 def test_missing_package_message():
     with pytest.raises(ModuleNotFoundError, match="needs the Python package 'h5py_nope'"):
-        pe.require_package('h5py_nope', 'x')
+        require_package('h5py_nope', 'x')
     for module in ('keras', 'h5py', 'tensorflow', 'torchlibrosa', 'ftfy', 'transformers'):
-        assert 'pip install -e ".[paper]"' in pe.PACKAGE_HINTS[module]
-    assert '--no-deps laion-clap==1.1.7' in pe.PACKAGE_HINTS['laion_clap']
+        assert 'pip install -e ".[paper]"' in PACKAGE_HINTS[module]
+    assert '--no-deps laion-clap==1.1.7' in PACKAGE_HINTS['laion_clap']
 
 def test_roberta_tokenizer_missing_and_wrong_size(tmp_path):
-    with pytest.raises(pe.MissingWeightsError, match='roberta-base/resolve/main/vocab.json'):
-        pe.load_roberta_tokenizer(tmp_path)
+    with pytest.raises(MissingWeightsError, match='roberta-base/resolve/main/vocab.json'):
+        load_roberta_tokenizer(tmp_path)
     if not _have('transformers'): pytest.skip('transformers not installed')
     import json
     (tmp_path / 'vocab.json').write_text(json.dumps({'<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3}))
     (tmp_path / 'merges.txt').write_text('#version: 0.2\n')
-    with pytest.raises(ValueError, match="not roberta-base's 50265"): pe.load_roberta_tokenizer(tmp_path)
+    with pytest.raises(ValueError, match="not roberta-base's 50265"): load_roberta_tokenizer(tmp_path)
 
 # ---------------------------------------------------------------- pre-processing (NumPy only)
 
 def test_audioset_frontend_counts():
-    assert pe.audioset_log_mel(np.zeros(16000, np.float32), 0.01).shape == (98, 64)
-    assert np.allclose(pe.audioset_log_mel(np.zeros(16000, np.float32), 0.01), np.log(0.01))  # silence: log(offset)
-    assert len(pe.yamnet_pad(np.zeros(15600))) == 15600 and len(pe.yamnet_pad(np.zeros(15601))) == 15600 + 7680
+    assert audioset_log_mel(np.zeros(16000, np.float32), 0.01).shape == (98, 64)
+    assert np.allclose(audioset_log_mel(np.zeros(16000, np.float32), 0.01), np.log(0.01))  # silence: log(offset)
+    assert len(yamnet_pad(np.zeros(15600))) == 15600 and len(yamnet_pad(np.zeros(15601))) == 15600 + 7680
 
 def test_openl3_windows_match_openl3_count():
     for n in (100, 48000, 48001, 100000, 144000):
         centred = n + 24000
         expected = 1 if centred <= 48000 else 1 + int(np.ceil((centred - 48000) / 4800))  # openl3's _get_num_windows
-        assert pe.openl3_windows(np.zeros(n, np.float32)).shape == (expected, 48000), n
+        assert openl3_windows(np.zeros(n, np.float32)).shape == (expected, 48000), n
 
 def test_clap_int16_roundtrip_and_repeatpad():
     x = np.random.default_rng(0).uniform(-1.5, 1.5, 1000).astype(np.float32)
-    q = pe.int16_roundtrip(x)
+    q = int16_roundtrip(x)
     assert q.dtype == np.float32 and np.abs(q).max() <= 1.0
     assert np.allclose(q * 32767, np.round(q * 32767)) and np.abs(q - np.clip(x, -1, 1)).max() < 1 / 32767 + 1e-7
-    w = pe.clap_windows(np.arange(1, 130001, dtype=np.float32))  # 130,000 samples: 3 repeats, then zeros
+    w = clap_windows(np.arange(1, 130001, dtype=np.float32))  # 130,000 samples: 3 repeats, then zeros
     assert w.shape == (1, 480000) and w[0, 390000 - 1] == 130000 and not w[0, 390000:].any()
 
 # ---------------------------------------------------------------- keras models, random weights
@@ -118,7 +123,7 @@ def test_clap_int16_roundtrip_and_repeatpad():
 @pytest.fixture(scope='module')
 def keras_mod():
     if not _have('keras', 'h5py'): pytest.skip('keras not installed')
-    return pe.import_keras()
+    return import_keras()
 
 def _clip(seconds=1.0, sr=22050, stereo=False):
     rng = np.random.default_rng(1)
@@ -126,7 +131,7 @@ def _clip(seconds=1.0, sr=22050, stereo=False):
     return (x, sr)
 
 @needs_keras
-@pytest.mark.parametrize('cls,dim', [(pe.VGGish, 128), (pe.YAMNet, 1024)])
+@pytest.mark.parametrize('cls,dim', [(VGGish, 128), (YAMNet, 1024)])
 def test_audioset_models_random(keras_mod, cls, dim):
     embedder = cls(weights='random')
     emb = embedder.embed([_clip(), _clip(0.3), _clip(stereo=True, sr=44100)])  # resampled, short (padded), stereo
@@ -135,9 +140,9 @@ def test_audioset_models_random(keras_mod, cls, dim):
 
 @needs_keras
 def test_vggish_postprocess_range_and_raw(keras_mod):
-    quantised = pe.VGGish(weights='random').embed([_clip(2.0)])
+    quantised = VGGish(weights='random').embed([_clip(2.0)])
     assert quantised.min() >= 0 and quantised.max() <= 255
-    raw = pe.VGGish(weights='random', postprocess=False)
+    raw = VGGish(weights='random', postprocess=False)
     assert raw.params()['postprocess'] is False and raw.embed([_clip(2.0)]).shape == (1, 128)
 
 @needs_keras
@@ -157,10 +162,10 @@ def test_vggish_torch_weights_match_a_torch_forward(keras_mod, tmp_path):
     torch.save(state, tmp_path / 'vggish-10086976.pth')
     pca = {'pca_eigen_vectors': torch.eye(128), 'pca_means': torch.zeros(128, 1)}
     torch.save(pca, tmp_path / 'vggish_pca_params-970ea276.pth')
-    embedder = pe.VGGish(weights=tmp_path, postprocess=False)
+    embedder = VGGish(weights=tmp_path, postprocess=False)
     assert [p.name for p in embedder.weight_paths] == ['vggish-10086976.pth', 'vggish_pca_params-970ea276.pth']
     patches = np.random.default_rng(0).standard_normal((2, 96, 64)).astype(np.float32)
-    ours = pe.keras_predict(embedder.model, patches)
+    ours = keras_predict(embedder.model, patches)
     x = torch.from_numpy(patches)[:, None]
     for k in shapes:
         x = F.relu(F.conv2d(x, state[f'{k}.weight'], state[f'{k}.bias'], padding=1))
@@ -179,7 +184,7 @@ def test_vggish_reads_the_original_tf1_checkpoint(keras_mod, tmp_path):
     v1 = tf.compat.v1
     rng = np.random.default_rng(0)
     reference = {l.name: [rng.standard_normal(w.shape).astype(np.float32) for w in l.get_weights()]
-                 for l in pe.build_vggish().layers if l.name in pe.VGGISH_LAYERS}
+                 for l in build_vggish().layers if l.name in VGGISH_LAYERS}
     scopes = {'conv3_1': 'conv3/conv3_1', 'conv3_2': 'conv3/conv3_2', 'conv4_1': 'conv4/conv4_1', 'conv4_2': 'conv4/conv4_2',
               'fc1_1': 'fc1/fc1_1', 'fc1_2': 'fc1/fc1_2'}
     with tf.Graph().as_default():
@@ -192,7 +197,7 @@ def test_vggish_reads_the_original_tf1_checkpoint(keras_mod, tmp_path):
             saver.save(sess, str(tmp_path / 'vggish_model.ckpt'), write_meta_graph=False)
     pca_matrix = np.linalg.qr(rng.standard_normal((128, 128)))[0].astype(np.float32)
     np.savez(tmp_path / 'vggish_pca_params.npz', pca_eigen_vectors=pca_matrix, pca_means=np.ones((128, 1), np.float32))
-    embedder = pe.VGGish(weights=tmp_path)
+    embedder = VGGish(weights=tmp_path)
     assert embedder.weight_paths[0].name == 'vggish_model.ckpt'
     for name, (kernel, bias) in reference.items():
         got = embedder.model.get_layer(name).get_weights()
@@ -207,41 +212,41 @@ def _write_legacy_h5(model, path):
 
 @needs_keras
 def test_openl3_image_loads_h5_and_scales(keras_mod, tmp_path):
-    source = pe.build_openl3('image', 8192)
+    source = build_openl3('image', 8192)
     trunk = keras_mod.Model(source.input, source.layers[-3].output)  # the network before the max-pool + flatten
     (tmp_path / 'openl3').mkdir()
     _write_legacy_h5(trunk, tmp_path / 'openl3' / 'openl3_image_mel256_music.h5')
     images = [Image.new('RGB', (224, 224), (255, 0, 0)), Image.new('L', (100, 60), 128)]
-    loaded = pe.OpenL3Image(weights=tmp_path / 'openl3')
+    loaded = OpenL3Image(weights=tmp_path / 'openl3')
     emb = loaded.embed(images)
     assert emb.shape == (2, 8192) and emb.dtype == np.float32
     prepared, _ = loaded.prepare(images)
-    np.testing.assert_allclose(emb, pe.keras_predict(source, pe.openl3_image_array(prepared)), rtol=1e-4, atol=1e-5)
-    small = pe.OpenL3Image(weights=tmp_path / 'openl3', embedding_size=512)
+    np.testing.assert_allclose(emb, keras_predict(source, openl3_image_array(prepared)), rtol=1e-4, atol=1e-5)
+    small = OpenL3Image(weights=tmp_path / 'openl3', embedding_size=512)
     assert small.name == 'openl3_image_512' and small.embed(images[:1]).shape == (1, 512)
-    arr = pe.openl3_image_array(prepared)
+    arr = openl3_image_array(prepared)
     assert arr.min() >= -1 and arr.max() <= 1
 
 @needs_keras
 @pytest.mark.parametrize('size', [6144, 512])
 def test_openl3_audio_random(keras_mod, size):
-    embedder = pe.OpenL3Audio(weights='random', embedding_size=size, hop_seconds=0.5)
+    embedder = OpenL3Audio(weights='random', embedding_size=size, hop_seconds=0.5)
     emb = embedder.embed([_clip(0.5), _clip(1.0, sr=48000)])
     assert emb.shape == (2, size) and emb.dtype == np.float32 and embedder.dim == size
     assert embedder.params()['hop_seconds'] == 0.5
 
 @needs_keras
 def test_yamnet_loads_h5(keras_mod, tmp_path):
-    source = pe.build_yamnet()
+    source = build_yamnet()
     _write_legacy_h5(source, tmp_path / 'yamnet.h5')
-    loaded = pe.YAMNet(weights=tmp_path / 'yamnet.h5')
+    loaded = YAMNet(weights=tmp_path / 'yamnet.h5')
     patches = np.random.default_rng(0).standard_normal((3, 96, 64)).astype(np.float32)
-    np.testing.assert_allclose(pe.keras_predict(loaded.embedding_model, patches),
+    np.testing.assert_allclose(keras_predict(loaded.embedding_model, patches),
                                np.asarray(source.predict_on_batch(patches)[0]), rtol=1e-4, atol=1e-5)
     assert loaded.params()['weights'] != 'random'
 
 @needs_keras
-@pytest.mark.parametrize('cls,dim', [(pe.ResNet50, 2048), (pe.VGG16, 512)])
+@pytest.mark.parametrize('cls,dim', [(ResNet50, 2048), (VGG16, 512)])
 def test_keras_applications_random(keras_mod, cls, dim):
     embedder = cls(weights='random')
     images = [Image.new('RGBA', (50, 80), (0, 0, 255, 0)), Image.new('RGB', (224, 224), (10, 20, 30))]
@@ -256,7 +261,7 @@ def test_keras_applications_random(keras_mod, cls, dim):
 @pytest.fixture(scope='module')
 def clap_audio():
     if not _have('laion_clap', 'torchlibrosa', 'ftfy', 'transformers', 'h5py'): pytest.skip('laion_clap not installed')
-    return pe.CLAPAudio(weights='random', checkpoint='general', device='cpu')
+    return CLAPAudio(weights='random', checkpoint='general', device='cpu')
 
 @needs_clap
 def test_clap_import_leaves_no_fake_torchvision(clap_audio):
@@ -273,18 +278,18 @@ def test_clap_audio_joint_and_prejoint(clap_audio):
     # repeatpad: a 1-s clip is tiled 10 times, so the tiled clip itself gives the same vector
     tiled = clap_audio.embed([(np.tile(one_second, 10), 48000)])
     np.testing.assert_allclose(tiled[0], emb[0], atol=1e-5)
-    pre = pe.CLAPAudio(weights='random', checkpoint='general', space='prejoint', device='cpu')
+    pre = CLAPAudio(weights='random', checkpoint='general', space='prejoint', device='cpu')
     assert pre.model is clap_audio.model  # one model in memory
     assert pre.dim == 768 and pre.name == 'clap_general_audio_prejoint'
     assert pre.embed([(one_second, 48000)]).shape == (1, 768)
 
 @needs_clap
 def test_clap_text_joint_and_prejoint(clap_audio):
-    text = pe.CLAPText(weights='random', checkpoint='general', device='cpu')
-    assert isinstance(text.tokenizer, pe.ByteTokenizer) and text.params()['tokenizer'] == 'ByteTokenizer'
+    text = CLAPText(weights='random', checkpoint='general', device='cpu')
+    assert isinstance(text.tokenizer, ByteTokenizer) and text.params()['tokenizer'] == 'ByteTokenizer'
     emb = text.embed(['the sound of a violin', 'a trumpet'])
     assert emb.shape == (2, 512) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
-    pre = pe.CLAPText(weights='random', checkpoint='general', space='prejoint', device='cpu').embed(['x' * 500])  # truncated to 77
+    pre = CLAPText(weights='random', checkpoint='general', space='prejoint', device='cpu').embed(['x' * 500])  # truncated to 77
     assert pre.shape == (1, 768) and pre.dtype == np.float32
 
 @needs_clap
@@ -294,17 +299,17 @@ def test_clap_checkpoint_loading(clap_audio, tmp_path):
     state = {'module.' + k: v.clone() for k, v in model.state_dict().items()}
     state['module.text_branch.embeddings.position_ids'] = torch.arange(514)[None]  # saved by transformers < 4.31
     torch.save({'epoch': 15, 'state_dict': state}, tmp_path / 'ok.pt')
-    pe.load_clap_checkpoint(model, tmp_path / 'ok.pt', 'HTSAT-tiny')  # loads cleanly
+    load_clap_checkpoint(model, tmp_path / 'ok.pt', 'HTSAT-tiny')  # loads cleanly
     del state['module.audio_projection.0.weight']
     torch.save({'state_dict': state}, tmp_path / 'bad.pt')
     with pytest.raises(ValueError, match="Music checkpoints need 'HTSAT-base'"):
-        pe.load_clap_checkpoint(model, tmp_path / 'bad.pt', 'HTSAT-tiny')
+        load_clap_checkpoint(model, tmp_path / 'bad.pt', 'HTSAT-tiny')
 
 @needs_clap
 def test_clap_music_config_is_htsat_base():
     "The music checkpoints' encoder: HTSAT-base, whose pooled embedding is 1024-d (HTSAT-tiny: 768)."
     import json
     folder = Path(importlib.util.find_spec('laion_clap').submodule_search_locations[0]) / 'clap_module' / 'model_configs'
-    assert json.loads((folder / 'HTSAT-base.json').read_text())['embed_dim'] == pe.CLAP_CHECKPOINTS['music']['audio_dim'] == 1024
-    assert json.loads((folder / 'HTSAT-tiny.json').read_text())['embed_dim'] == pe.CLAP_CHECKPOINTS['general']['audio_dim'] == 768
-    assert pe.CLAP_CHECKPOINTS['music']['amodel'] == 'HTSAT-base'
+    assert json.loads((folder / 'HTSAT-base.json').read_text())['embed_dim'] == CLAP_CHECKPOINTS['music']['audio_dim'] == 1024
+    assert json.loads((folder / 'HTSAT-tiny.json').read_text())['embed_dim'] == CLAP_CHECKPOINTS['general']['audio_dim'] == 768
+    assert CLAP_CHECKPOINTS['music']['amodel'] == 'HTSAT-base'
