@@ -5,7 +5,7 @@ Inputs look like the retrieval of nbs/06_embedding_selection: `n` queries × `n`
 random class labels (`--classes` classes; same class 21, other classes one draw of 10…19 per class pair).
 
 Timed, each on the same `--n` × `--n` case (default 2,000):
-* ours: `crossmodal.retrieval.ndcg_scores(relevance, scores, k)` (ties averaged, scikit-learn's default) and
+* ours: `crossmodal.evaluate.retrieval.ndcg_scores(relevance, scores, k)` (ties averaged, scikit-learn's default) and
   `retrieval_ndcg(queries, items, relevance, k)` (cosine computed chunk by chunk inside);
 * scikit-learn, batch: `ndcg_score(relevance, scores, k=k)` (one call, ignore_ties=False: its per-row Python loop
   of `np.unique` tie averaging);
@@ -60,11 +60,12 @@ def main():
 
     import sklearn
     from sklearn.metrics import ndcg_score
-    from crossmodal.retrieval import ndcg_scores, retrieval_ndcg, cosine_scores
+    from crossmodal.evaluate.retrieval import ndcg_scores, retrieval_ndcg
+    from crossmodal.neighbours import cosine_similarities
 
     k, n = args.k, args.n
     queries, items, relevance = make_case(n, args.classes)
-    scores = cosine_scores(queries, items)                    # float32, as in the notebook
+    scores = cosine_similarities(queries, items)              # float32, as in the notebook
     relevance_f = relevance.astype(np.float64)
 
     ours_s, ours = best_of(lambda: ndcg_scores(relevance, scores, k), args.repeats)
@@ -86,12 +87,12 @@ def main():
                          extrapolated_per_query_seconds_both_directions=2 * per_query_s * scale,
                          extrapolation='small-case time x (N/n)^2 x log N / log n, x2 directions')
     if args.measure_sklearn_paper:
-        pscores = cosine_scores(pq, pi)
+        pscores = cosine_similarities(pq, pi)
         t0 = time.perf_counter(); ndcg_score(prel.astype(np.float64), pscores, k=k)
         sklearn_paper['measured_batch_seconds_one_direction'] = time.perf_counter() - t0
 
     report = dict(
-        benchmark='NDCG@k: crossmodal.retrieval (vectorised) vs sklearn.metrics.ndcg_score',
+        benchmark='NDCG@k: crossmodal.evaluate.retrieval (vectorised) vs sklearn.metrics.ndcg_score',
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         machine=dict(platform=platform.platform(), cpus=os.cpu_count(), python=sys.version.split()[0],
                      numpy=np.__version__, sklearn=sklearn.__version__,

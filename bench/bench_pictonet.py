@@ -30,19 +30,21 @@ def main():
     import torch
     from crossmodal.core import get_profile
     from crossmodal.data.studio.images import render_images
-    from crossmodal.embeddings import embed_manifest
-    from crossmodal.pictonet import (PictoNetEmbedder, default_threads, load_pictonet, pretrain_pictonet,
-                                     render_corpus, weights_dir)
+    from crossmodal.embedders.cache import embed_manifest
+    from crossmodal.embedders.pictograms import render_corpus
+    from crossmodal.embedders.pictonet import (PictoNetEmbedder, default_threads, load_pictonet, pretrain_options,
+                                               pretrain_pictonet, weights_dir)
 
     P = get_profile(args.profile)
+    options = pretrain_options(P, args.seed)
     load_at_start = os.getloadavg()[0]
     start = time.perf_counter()
-    corpus = render_corpus(P)
+    corpus = render_corpus(options['image_size'], options['max_classes'])
     corpus_read = time.perf_counter() - start
 
     had_weights = (weights_dir(P, args.seed) / 'pictonet.json').exists()
     start = time.perf_counter()
-    pretrain_pictonet(P, args.seed, force=args.retrain, threads=args.threads)
+    pretrain_pictonet(P.name, **options, force=args.retrain, threads=args.threads)
     call_seconds = time.perf_counter() - start
     _, meta = load_pictonet(P, args.seed, train_if_missing=False)
     source = 'trained in this run' if (args.retrain or not had_weights) else 'measured when the weights were built (sidecar)'

@@ -606,8 +606,8 @@ def test_pictonet_weights_hint_has_balanced_backticks(tmp_path):
     each name one command, quoted whole: exactly two backticks, even when the underlying error (torch's)
     carries backticks of its own."""
     from crossmodal.core import get_profile, file_sha256
-    from crossmodal.pictonet import load_pictonet, weights_dir, CorruptWeights
-    P, command = get_profile('tiny'), 'python -m crossmodal.pictonet --profile tiny --seed 0'
+    from crossmodal.embedders.pictonet import load_pictonet, weights_dir, CorruptWeights
+    P, command = get_profile('tiny'), 'python -m crossmodal.embedders.pictonet --profile tiny --seed 0'
     def hint(error_type):
         with pytest.raises(error_type) as e: load_pictonet(P, 0, root=tmp_path, train_if_missing=False)
         message = str(e.value)

@@ -1,15 +1,17 @@
-"""Classification (Wu et al. 2021 §2.3, §4): features, the mix-in sweep, centroid analysis, the chosen pair; clear errors."""
+"""Classification (Wu et al. 2021 §2.3, §4): features, the mix-in sweep, centroid analysis, the claims table; clear errors."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from crossmodal.classification import (balanced_sample, centroid_distances, check_same_classes, chosen_pair,
-                                       cluster_separation, make_forest, mix_in_run, mix_in_sweep, project_subsets,
-                                       single_modality_run, zero_shot_ratios)
+from crossmodal.evaluate.classification import (FRACTIONS, balanced_sample, centroid_distances, check_same_classes,
+                                                cluster_separation, make_forest, mix_in_run, mix_in_sweep, project_subsets,
+                                                single_modality_run, zero_shot_ratios)
+from crossmodal.evaluate.claims import VERDICTS, claims_table, verdict
 from crossmodal.data.pairs import make_pairs
-from crossmodal.translation import fit_pca, pair_embeddings, studio_embeddings, train_translation
+from crossmodal.embedders.choice import pair_embeddings, studio_embeddings
+from crossmodal.spaces.translation import fit_pca, shared_pca_components, train_translation
 
 
 @pytest.fixture(scope='module')
@@ -17,8 +19,8 @@ def projected():
     am, im, ae, ie = studio_embeddings('tiny', 0, 'mfcc', 'hog_colour')
     pairs = make_pairs(am, im, 'tiny', 0)
     xa, xi, _ = pair_embeddings(pairs, am, im, ae, ie, 'translation')
-    translator, _ = train_translation(xa, xi, 'tiny', seed=0, max_epochs=2, progress=False)
-    k = min(128, xa.shape[1], xi.shape[1])
+    translator, _ = train_translation(xa, xi, seed=0, batch_size=32, max_epochs=2, progress=False)
+    k = shared_pca_components(xa, xi)
     pca = {'audio': fit_pca(xa, k, verbose=False), 'image': fit_pca(xi, k, verbose=False)}
     return project_subsets(pairs, am, im, ae, ie, translator, pca), (pairs, am, im, ae, ie, translator, xa, xi)
 
@@ -85,10 +87,48 @@ def test_centroid_separation_is_scale_free():
         centroid_distances(feats, labs, 'size')
 
 
-def test_chosen_pair(tmp_path):
-    assert chosen_pair(tmp_path) is None
+def test_the_chosen_pair_has_one_reader(tmp_path):
+    "07 reads the selection through retrieval's reader; classification keeps no reader or results-table parser of its own."
+    import crossmodal.evaluate.classification as classification
+    from crossmodal.evaluate.retrieval import chosen_pair, write_selection
+    assert not hasattr(classification, 'chosen_pair') and not hasattr(classification, 'PAIR_SEPARATORS')
+    write_selection(tmp_path, dict(audio='MTT_vgg', image='hog', ndcg=0.5))
+    assert (chosen_pair(tmp_path)['audio'], chosen_pair(tmp_path)['image']) == ('MTT_vgg', 'hog')
     (tmp_path / 'selection.json').write_text(json.dumps({'audio': 'MTT_vgg'}))
     with pytest.raises(ValueError, match="lacks 'audio'/'image'"):
         chosen_pair(tmp_path)
-    (tmp_path / 'selection.json').write_text(json.dumps({'audio': 'MTT_vgg', 'image': 'hog'}))
-    assert chosen_pair(tmp_path) == ('MTT_vgg', 'hog')
+
+
+def test_shared_pca_components_is_the_rule_of_05_and_07():
+    rng = np.random.default_rng(0)
+    for n, d_audio, d_image in [(500, 200, 1828), (500, 40, 1828), (30, 200, 1828), (1000, 256, 128)]:
+        assert shared_pca_components(rng.normal(size=(n, d_audio)), rng.normal(size=(n, d_image))) == min(128, d_audio, d_image, n)
+    assert shared_pca_components(np.zeros((500, 90)), np.zeros((500, 70)), max_components=64) == 64
+    with pytest.raises(ValueError, match='3 audio rows but 2 image rows'):
+        shared_pca_components(np.zeros((3, 4)), np.zeros((2, 4)))
+
+
+def test_fractions_defined_once_are_the_sweeps_default():
+    import inspect
+    assert FRACTIONS[0] == 0 and FRACTIONS[-1] == 1.0 and list(FRACTIONS) == sorted(FRACTIONS)
+    assert inspect.signature(mix_in_sweep).parameters['fractions'].default is FRACTIONS
+
+
+def test_verdicts_come_from_a_computed_test():
+    assert [verdict(True), verdict(False), verdict(None), verdict(np.nan), verdict(np.float64('nan'))] == \
+           ['supported', 'contradicted', 'not testable here', 'not testable here', 'not testable here']
+    assert verdict(np.bool_(True)) == 'supported' and set(VERDICTS) == {'supported', 'contradicted', 'not testable here'}
+
+
+def test_claims_table_checks_every_row():
+    rows = [dict(claim='a', verdict=verdict(0.7 > 0.5), evidence='0.70 > 0.50', reason='like for like'),
+            dict(claim='b', verdict=verdict(None), evidence='not run', reason='slow cell')]
+    table = claims_table(rows)
+    assert table.columns.tolist() == ['claim', 'verdict', 'evidence', 'reason']
+    assert table.verdict.tolist() == ['supported', 'not testable here']
+    with pytest.raises(ValueError, match="claim 0 has verdict 'yes'"):
+        claims_table([dict(rows[0], verdict='yes')])
+    with pytest.raises(ValueError, match=r"claim 1 \('b'\) lacks \['reason'\]"):
+        claims_table([rows[0], dict(rows[1], reason='')])
+    with pytest.raises(ValueError, match=r"lacks \['evidence'\]"):
+        claims_table([{k: v for k, v in rows[0].items() if k != 'evidence'}])

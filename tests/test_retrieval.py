@@ -1,4 +1,4 @@
-"Tests of crossmodal.retrieval: NDCG@k against scikit-learn, ties, bad input, baselines, the grid and the hand-over file."
+"Tests of crossmodal.evaluate.retrieval: NDCG@k against scikit-learn, ties, bad input, baselines, the grid and the hand-over file."
 import json, os, warnings
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -7,11 +7,19 @@ import pandas as pd
 import pytest
 from sklearn.metrics import ndcg_score
 
-from crossmodal.core import Profile
+from crossmodal.core import Profile, get_profile
+from crossmodal.neighbours import cosine_similarities
 
-from crossmodal.retrieval import (DIRECTIONS, SELECTION_FILE, best_pair, chosen_pair, cosine_scores, crossmodal_ndcg,
-                                  evaluate_untranslated, ndcg_at_k, ndcg_scores, pair_relevance, random_baseline,
-                                  random_ndcg, retrieval_ndcg, selection_grid, untranslated_pair, write_selection)
+from crossmodal.evaluate.retrieval import (DIRECTIONS, SELECTION_FILE, best_pair, chosen_pair, crossmodal_ndcg,
+                                           evaluate_translated, evaluate_untranslated, ndcg_at_k, ndcg_scores, pair_relevance,
+                                           random_baseline, random_ndcg, retrieval_ndcg, selection_grid, untranslated_pair,
+                                           write_selection)
+
+
+def grid_of(profile):
+    "The selection grid's embedder names of a profile, as the experiment passes them."
+    P = get_profile(profile)
+    return P.grid_audio_embedders, P.grid_image_embedders
 
 
 @pytest.mark.parametrize('n_queries,n_items,k,seed', [(20, 100, 30, 0), (5, 30, 30, 1), (50, 40, 10, 2), (8, 9, 1, 3)])
@@ -54,7 +62,7 @@ def test_retrieval_from_embeddings_equals_score_matrix():
     rng = np.random.default_rng(6)
     q, i = rng.normal(size=(33, 16)), rng.normal(size=(45, 16))
     relevance = rng.integers(0, 22, size=(33, 45)).astype(np.int8)
-    np.testing.assert_allclose(retrieval_ndcg(q, i, relevance, chunk_size=5), ndcg_scores(relevance, cosine_scores(q, i)),
+    np.testing.assert_allclose(retrieval_ndcg(q, i, relevance, chunk_size=5), ndcg_scores(relevance, cosine_similarities(q, i)),
                                atol=1e-6)
 
 
@@ -113,18 +121,49 @@ AVAILABLE = pd.DataFrame({'name': ['mfcc', 'MTT_musicnn', 'MTT_vgg', 'hog_colour
 
 
 def test_selection_grid_and_untranslated_pair():
-    grid = selection_grid('studio', AVAILABLE, verbose=False)
+    grid = selection_grid(*grid_of('studio'), AVAILABLE, verbose=False)
     assert set(grid.audio) == {'mfcc', 'MTT_musicnn', 'MTT_vgg'} and set(grid.image) == {'pictonet', 'hog_colour'}
     assert len(grid) == 6
-    base = untranslated_pair('studio', grid, AVAILABLE)
+    base = untranslated_pair(grid, AVAILABLE, get_profile('studio').untranslated_pair)
     assert base['method'] == 'raw' and (base['audio'], base['image'], base['dim']) == ('MTT_vgg', 'pictonet', 256)
-    no_equal = selection_grid('tiny', AVAILABLE[AVAILABLE.name != 'pictonet'], verbose=False)
-    base = untranslated_pair('tiny', no_equal, AVAILABLE)
+    no_equal = selection_grid(*grid_of('tiny'), AVAILABLE[AVAILABLE.name != 'pictonet'], verbose=False)
+    base = untranslated_pair(no_equal, AVAILABLE)
     assert base['method'] == 'pca' and base['dim'] == 128 and base['audio'] == 'MTT_musicnn'
-    with pytest.raises(RuntimeError, match='no audio embedder of the paper grid'):
-        selection_grid('paper', AVAILABLE, verbose=False)
-    with pytest.raises(ValueError, match='no selection grid'):
-        selection_grid(Profile('custom'), AVAILABLE, verbose=False)
+    assert untranslated_pair(no_equal, AVAILABLE, max_dim=32)['dim'] == 32
+    with pytest.raises(RuntimeError, match='no audio embedder of the grid'):
+        selection_grid(*grid_of('paper'), AVAILABLE, verbose=False)
+    custom = Profile('custom', grid_audio_embedders=('mfcc',), grid_image_embedders=('hog_colour', 'pictonet'))
+    assert len(selection_grid(*grid_of(custom), AVAILABLE, verbose=False)) == 2   # any profile names its own grid
+
+
+def test_the_grid_takes_its_names_not_a_profile(capsys):
+    "selection_grid reads only the names it is given; the ones it cannot use are printed with the reason."
+    grid = selection_grid(('mfcc', 'vggish'), ('hog_colour',), AVAILABLE)
+    assert grid[['audio', 'image']].values.tolist() == [['mfcc', 'hog_colour']]
+    assert 'audio vggish: not registered' in capsys.readouterr().out
+
+
+def test_the_papers_untranslated_pair_is_used_when_available():
+    grid = selection_grid(*grid_of('tiny'), AVAILABLE, verbose=False)
+    available = pd.concat([AVAILABLE, pd.DataFrame({'name': ['openl3_image_512'], 'dim': [512], 'available': [True],
+                                                    'why_not': [None]})]).assign(available=True)
+    base = untranslated_pair(grid, available, get_profile('paper').untranslated_pair)
+    assert (base['audio'], base['image'], base['method'], base['dim']) == ('openl3_audio_512', 'openl3_image_512', 'raw', 512)
+    assert untranslated_pair(grid, AVAILABLE, get_profile('paper').untranslated_pair)['audio'] != 'openl3_audio_512'   # weights missing
+
+
+def test_evaluate_translated_grades_the_translated_spaces():
+    from crossmodal.spaces.translation import train_translation, translate
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, 120)
+    centres_a, centres_i = rng.normal(size=(3, 10)) * 3, rng.normal(size=(3, 7)) * 3
+    audio, image = centres_a[labels] + rng.normal(size=(120, 10)), centres_i[labels] + rng.normal(size=(120, 7))
+    rel = np.where(labels[80:, None] == labels[None, 80:], 21, 15).astype(np.int8)
+    model, _ = train_translation(audio[:80], image[:80], seed=0, batch_size=32, max_epochs=30, patience=30, progress=False)
+    out = evaluate_translated(model, audio[80:], image[80:], rel, k=5)
+    assert out == crossmodal_ndcg(translate(model, audio[80:], 'audio'), translate(model, image[80:], 'image'), rel, k=5)
+    random = random_baseline(rel, 5)
+    assert all(out[d] > random[d] for d in DIRECTIONS)   # paired clusters: translation beats a random ordering
 
 
 def test_untranslated_evaluation_pca_and_raw():

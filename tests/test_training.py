@@ -19,62 +19,7 @@ def assert_same_weights(a:nn.Module, b:nn.Module):
     for k in sa: assert torch.equal(sa[k], sb[k]), f'{k} differs'
 
 
-# --- the translation MLP: `translation._fit` against `fit` ------------------------------------------------------
-
-def translation_with_fit(audio_x, image_x, seed, n_train, n_valid, batch_size, patience, max_epochs, device, lr, loss_kw,
-                         progress):
-    "What `translation._fit` becomes with `fit` (same signature): the recipe the lead switches translation to."
-    from crossmodal.translation import Translator, translation_loss
-    rng = seed_everything(seed)
-    perm = rng.permutation(len(audio_x)); valid_idx, train_idx = perm[:n_valid], perm[n_valid:]
-    model = Translator(audio_x.shape[1], image_x.shape[1]).set_standardisation(audio_x[train_idx], image_x[train_idx]).to(device)
-    t = lambda x: torch.as_tensor(x, device=device)
-    a_tr, i_tr, a_va, i_va = t(audio_x[train_idx]), t(image_x[train_idx]), t(audio_x[valid_idx]), t(image_x[valid_idx])
-    model, history = fit(model, lambda m, batch: translation_loss(*m(*batch), **loss_kw),
-                         lambda rng: [(a_tr[b], i_tr[b]) for b in index_batches(n_train, batch_size, rng)],
-                         max_epochs=max_epochs, lr=lr, patience=patience, seed=None, rng=rng, device=device,
-                         valid_batches=[(a_va[b], i_va[b]) for b in index_batches(n_valid, min(batch_size, n_valid))],
-                         progress=progress, desc='translation epochs')
-    history = history[['epoch', 'train_loss', 'valid_loss', 'best']]
-    history.attrs.update(batch_size=batch_size, n_train=n_train, n_valid=n_valid, loss=loss_kw['loss'], device=device,
-                         stopped_early=len(history) < max_epochs)   # best_epoch is fit's own
-    model.history = history
-    return model, history
-
-
-def paired_data(n=48, d_audio=7, d_image=5, seed=0):
-    g = np.random.default_rng(seed)
-    shared = g.normal(size=(n, 3))
-    return ((shared @ g.normal(size=(3, d_audio)) + 0.5 * g.normal(size=(n, d_audio))).astype(np.float32),
-            (shared @ g.normal(size=(3, d_image)) + 0.5 * g.normal(size=(n, d_image))).astype(np.float32))
-
-
-@pytest.mark.parametrize('loss,batch_size,patience,seed', [('margin', 8, 2, 0), ('infonce', 12, 3, 1), ('ranking', 7, 1, 2)])
-def test_fit_reproduces_translation_fit_exactly(loss, batch_size, patience, seed):
-    from crossmodal.translation import _fit
-    audio_x, image_x = paired_data(seed=seed)
-    n_valid = 10; n_train = len(audio_x) - n_valid
-    args = (audio_x, image_x, seed, n_train, n_valid, batch_size, patience, 60, 'cpu', 3e-3,
-            dict(loss=loss, margin=1.0, temperature=0.1), False)
-    old_model, old_history = _fit(*args)
-    new_model, new_history = translation_with_fit(*args)
-    assert_same_weights(old_model, new_model)
-    pd.testing.assert_frame_equal(old_history, new_history, check_exact=True)
-    assert {k: new_history.attrs[k] for k in old_history.attrs} == old_history.attrs   # fit adds monitor and mode
-    assert old_history.attrs['stopped_early'] and old_history.attrs['best_epoch'] < len(old_history)   # the rule was exercised
-
-
-def test_train_translation_unchanged_through_the_recipe(monkeypatch):
-    "`train_translation` itself (checks, threads) with its loop swapped for the recipe: the same model."
-    import crossmodal.translation as translation
-    audio_x, image_x = paired_data(n=40, seed=3)
-    kw = dict(profile='tiny', seed=4, batch_size=8, patience=2, max_epochs=30, progress=False)
-    old_model, old_history = translation.train_translation(audio_x, image_x, **kw)
-    monkeypatch.setattr(translation, '_fit', translation_with_fit)
-    new_model, new_history = translation.train_translation(audio_x, image_x, **kw)
-    assert_same_weights(old_model, new_model)
-    pd.testing.assert_frame_equal(old_history, new_history, check_exact=True)
-
+# The translation MLP's equivalence (its old loop against `fit`) lives in tests/test_translation.py, beside its code.
 
 # --- PictoNet pretraining: a copy of its loop against `fit`, on a tiny synthetic corpus ---------------------------
 
@@ -93,7 +38,8 @@ CONFIG = dict(widths=[4, 8], blocks=[1, 1], head_dim=8, temperature=0.05, label_
 
 def pictonet_loop(images, labels, config, seed, bf16):
     "The training loop of `pictonet.pretrain_pictonet` as it is today (model built after seeding; no I/O)."
-    from crossmodal.pictonet import PictoNetClassifier, augment_batch, normalise_images
+    from crossmodal.embedders.pictonet import PictoNetClassifier, normalise_images
+    from crossmodal.embedders.pictograms import augment_batch
     n_classes = int(labels.max()) + 1
     seed_everything(seed)
     model = PictoNetClassifier(n_classes, config['widths'], config['blocks'], config['head_dim'], config['temperature'])
@@ -129,7 +75,8 @@ def pictonet_loop(images, labels, config, seed, bf16):
 
 def pictonet_with_fit(images, labels, config, seed, bf16):
     "What the PictoNet loop becomes with `fit`: the recipe for `pretrain_pictonet`."
-    from crossmodal.pictonet import PictoNetClassifier, augment_batch, normalise_images
+    from crossmodal.embedders.pictonet import PictoNetClassifier, normalise_images
+    from crossmodal.embedders.pictograms import augment_batch
     n_classes = int(labels.max()) + 1
     seed_everything(seed)
     model = PictoNetClassifier(n_classes, config['widths'], config['blocks'], config['head_dim'], config['temperature'])

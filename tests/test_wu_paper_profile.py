@@ -12,9 +12,10 @@ import pytest
 
 from crossmodal.core import repo_root
 from crossmodal.data.audioset_pairs import write_table2_fixture
-from crossmodal.reproduce import reproduce, collect_results
+from crossmodal.run.reproduce import reproduce
+from crossmodal.run.report import collect_results
 
-from crossmodal.paper_embedders import keras_ready
+from crossmodal.embedders.paper.weights import keras_ready
 
 if keras_ready(): pytest.skip(f'the paper models need keras: {keras_ready()}', allow_module_level=True)
 

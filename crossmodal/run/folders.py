@@ -7,13 +7,12 @@ from __future__ import annotations
 import contextlib, datetime, fcntl, json, os, platform
 from pathlib import Path
 
-from ..core import atomic_write, repo_root
+from ..core import atomic_write, package_versions, repo_root
 from .sections import ReproduceError, RunLocked
 
 # %% auto #0
-__all__ = ['checkout_root', 'shipped_notebooks', 'default_notebooks', 'default_out', 'package_versions', 'machine_description',
-           'check_writable', 'read_state', 'write_state', 'is_finished', 'new_run_id', 'latest_unfinished', 'find_run',
-           'hold_run_lock']
+__all__ = ['checkout_root', 'shipped_notebooks', 'default_notebooks', 'default_out', 'machine_description', 'check_writable',
+           'read_state', 'write_state', 'is_finished', 'new_run_id', 'latest_unfinished', 'find_run', 'hold_run_lock']
 
 # %% ../../nbs/12e_folders.ipynb #f27cdc7f
 def checkout_root() -> Path|None:
@@ -41,15 +40,6 @@ def default_out() -> Path:
     return root / 'runs' if root is not None else Path.cwd() / 'runs'
 
 # %% ../../nbs/12e_folders.ipynb #5ba27783
-def package_versions() -> dict:
-    "Versions of Python and the packages whose behaviour shapes the numbers."
-    from importlib.metadata import version, PackageNotFoundError
-    out = {'python': platform.python_version()}
-    for pkg in ['crossmodal', 'numpy', 'pandas', 'scikit-learn', 'torch', 'papermill']:
-        try: out[pkg] = version(pkg)
-        except PackageNotFoundError: pass
-    return out
-
 def machine_description() -> str:
     "The machine a run ran on, in a few words: CPU cores and architecture."
     return f"{os.cpu_count()} CPU cores ({platform.machine()})"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import ast, contextlib, datetime, logging, os, signal, time, traceback
 from pathlib import Path
 
-from ..core import PROFILES, RUN_DIR_VARIABLE
+from ..core import PROFILES, RUN_DIR_VARIABLE, package_versions
 from .folders import (
     check_writable, default_notebooks, default_out, find_run, hold_run_lock, latest_unfinished, machine_description,
-    new_run_id, package_versions, read_state, write_state)
+    new_run_id, read_state, write_state)
 from .report import write_report
 from crossmodal.run.sections import (
     KernelFailed, NotebookFailed, ReproduceError, Terminated, find_notebooks, notebook_parameters, one_line, plan_run,
