@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['PROFILES', 'RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'repo_root', 'package_data', 'data_home', 'assets_dir', 'Profile',
-           'get_profile', 'seed_everything', 'get_device', 'content_hash', 'note_cache_use', 'cache_use',
-           'atomic_write', 'file_sha256', 'file_fingerprint', 'package_versions', 'Cache', 'Results', 'save_figure',
-           'progress', 'few']
+__all__ = ['PROFILES', 'RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'PALETTE', 'MODALITY_COLOURS', 'repo_root', 'package_data',
+           'data_home', 'assets_dir', 'Profile', 'get_profile', 'seed_everything', 'get_device', 'content_hash',
+           'note_cache_use', 'cache_use', 'atomic_write', 'file_sha256', 'file_fingerprint', 'package_versions',
+           'Cache', 'Results', 'save_figure', 'colours_for', 'progress', 'few']
 
 # %% ../nbs/00_core.ipynb #30314d61
 def repo_root() -> Path:
@@ -37,6 +37,7 @@ def package_data(*parts:str # a path inside the package's `resources/` folder, e
                                 "incomplete: reinstall crossmodal")
     return path
 
+# %% ../nbs/00_core.ipynb #12551f89
 def data_home() -> Path:
     "Where rendered data, embeddings and weights are cached: `$CROSSMODAL_HOME` or `~/.cache/crossmodal` (created)."
     env = os.environ.get('CROSSMODAL_HOME')
@@ -77,22 +78,24 @@ class Profile:
     n_seeds: int = 5  # repetitions of stochastic experiments (box plots)
     # image encoder pretraining on non-instrument pictograms
     pretrain_epochs: int = 60  # 30 left the studio encoder undertrained (loss still falling when the schedule ended)
-    pretrain_image_size: int = 64
+    pretrain_image_size: int = 64  # side of the pictograms the encoder is pretrained on, pixels
     max_items: int | None = None  # cap on items per manifest (None: no cap)
     # which embedders a run takes (the first available of each list) and which the selection grid crosses
     audio_embedders: tuple = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc')  # in order of preference
-    image_embedders: tuple = ('pictonet', 'hog_colour', 'hog', 'colour_hist')
+    image_embedders: tuple = ('pictonet', 'hog_colour', 'hog', 'colour_hist')  # in order of preference
     grid_audio_embedders: tuple = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc')  # Wu et al. §4.1's grid
-    grid_image_embedders: tuple = ('pictonet', 'hog_colour')
+    grid_image_embedders: tuple = ('pictonet', 'hog_colour')  # the image side of the grid
     untranslated_pair: tuple | None = None  # (audio, image) compared without translation (the paper: OpenL3 512-d)
 
-    def replace(self, **changes) -> 'Profile':
+    def replace(self, **changes # new values of fields, by name
+               ) -> 'Profile':
         "A copy with `changes` applied, each checked against the fields."
         names = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - names)
         if unknown: raise ValueError(f"crossmodal: unknown profile field(s) {unknown}; known: {sorted(names)}")
         return dataclasses.replace(self, **changes)
 
+# %% ../nbs/00_core.ipynb #f1966fea
 PROFILES = {
     'tiny': Profile('tiny', soundfonts=('FluidR3_GM', 'TimGM6mb'), pitches_per_instrument=4, velocities=(80,),
                     phrases_per_instrument=0, clip_seconds=1.0, audio_sample_rate=16000, image_size=48,
@@ -109,7 +112,8 @@ PROFILES = {
 }
 
 def get_profile(name:str|Profile, # 'tiny', 'studio' or 'paper' (or a Profile, returned as is)
-                **overrides) -> Profile:
+                **overrides # fields to change, e.g. `batch_size=8`
+               ) -> Profile:
     "The named profile, with `overrides` applied; a clear error for an unknown name or field."
     if isinstance(name, Profile): return name.replace(**overrides) if overrides else name
     if name not in PROFILES:
@@ -129,6 +133,7 @@ def seed_everything(seed:int # one seed for Python, NumPy and PyTorch
     except ImportError: pass
     return np.random.default_rng(seed)
 
+# %% ../nbs/00_core.ipynb #fee6dc14
 def get_device() -> str:
     "`'cuda'` when PyTorch sees a GPU, else `'cpu'`; `$CROSSMODAL_DEVICE` overrides."
     forced = os.environ.get('CROSSMODAL_DEVICE')
@@ -162,7 +167,9 @@ def _feed(h, obj):
     elif obj is None or isinstance(obj, (bool, int, float, str, np.generic)): h.update(f'{type(obj).__name__}:{obj!r}'.encode())
     else: raise TypeError(f"crossmodal: cannot hash a {type(obj).__name__}; pass arrays, bytes, str, numbers, containers or Paths")
 
-def content_hash(*objs, **params) -> str:
+def content_hash(*objs, # arrays, bytes, str, numbers, containers, Paths (hashed by content), dataclasses
+                 **params # named parameters of the computation, hashed in sorted name order
+                ) -> str:
     "A 16-hex-digit key from the content of `objs` and the `params` (order-independent)."
     h = hashlib.sha256()
     for o in objs: _feed(h, o)
@@ -208,7 +215,9 @@ def atomic_write(path:Path|str): # the file to write
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-def file_sha256(*paths:Path) -> str:
+# %% ../nbs/00_core.ipynb #26d94d7c
+def file_sha256(*paths:Path # files, hashed one after the other
+               ) -> str:
     "SHA-256 of the files' bytes, read in order (one file: its SHA-256)."
     h = hashlib.sha256()
     for path in paths:
@@ -216,14 +225,17 @@ def file_sha256(*paths:Path) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #d2d1c125
 @functools.lru_cache(maxsize=None)
 def _fingerprint(stamped:tuple) -> str: return file_sha256(*(p for p, _, _ in stamped))[:16]
 
-def file_fingerprint(*paths:Path|str) -> str:
+def file_fingerprint(*paths:Path|str # the files (a model's weights), in order
+                    ) -> str:
     "16 hex digits of the files' SHA-256 (memoised per path, size and modification time): weights files' part of a cache key."
     paths = [Path(p) for p in paths]
     return _fingerprint(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths))
 
+# %% ../nbs/00_core.ipynb #23cc7325
 def package_versions(packages:Iterable=('crossmodal', 'numpy', 'pandas', 'scikit-learn', 'torch', 'papermill'), # distributions
                      python:bool=True # include the Python version
                     ) -> dict:
@@ -235,6 +247,7 @@ def package_versions(packages:Iterable=('crossmodal', 'numpy', 'pandas', 'scikit
         except PackageNotFoundError: pass
     return out
 
+# %% ../nbs/00_core.ipynb #8ba5e485
 class Cache:
     "Arrays and tables on disk under content keys; atomic writes, checksums verified on load."
     def __init__(self, root:Path|str|None=None, # folder of the cache (default: `data_home()/'cache'`)
@@ -243,7 +256,9 @@ class Cache:
         self.stage = stage
         self.hits = self.misses = 0
 
-    def path(self, key:str, suffix:str) -> Path:
+    def path(self, key:str, # the entry's content key
+             suffix:str # its file type, e.g. '.npy'
+            ) -> Path:
         "Where the entry `key` with file `suffix` lives."
         return self.root / key[:2] / f'{key}{suffix}'
 
@@ -273,7 +288,9 @@ class Cache:
         self._store(key, suffix, value, write)
         return value
 
-    def array(self, key:str, compute:Callable[[], np.ndarray]) -> np.ndarray:
+    def array(self, key:str, # content key of the array (`content_hash` of what went in)
+              compute:Callable[[], np.ndarray] # makes the array when it is not stored
+             ) -> np.ndarray:
         "The array stored under `key`, computing and storing it with `compute()` when absent or damaged."
         def check(v):
             if not isinstance(v, np.ndarray): raise TypeError(f"crossmodal cache: {key} must compute an ndarray, got {type(v).__name__}")
@@ -282,7 +299,9 @@ class Cache:
             with open(tmp, 'wb') as f: np.save(f, v, allow_pickle=False)
         return self._get(key, compute, '.npy', lambda p: np.load(p, allow_pickle=False), write, check)
 
-    def table(self, key:str, compute:Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    def table(self, key:str, # content key of the table
+              compute:Callable[[], pd.DataFrame] # makes the table when it is not stored
+             ) -> pd.DataFrame:
         "The table stored under `key`, computing and storing it with `compute()` when absent or damaged."
         def check(v):
             if not isinstance(v, pd.DataFrame): raise TypeError(f"crossmodal cache: {key} must compute a DataFrame, got {type(v).__name__}")
@@ -303,7 +322,10 @@ class Results:
         self.run_dir = Path(run_dir) if run_dir else None
         self.rows = []
 
-    def record(self, experiment:str, system:str, metric:str, value,
+    def record(self, experiment:str, # what was measured, e.g. 'retrieval_grid'
+               system:str, # which system, e.g. 'mfcc x hog'
+               metric:str, # e.g. 'ndcg@30'
+               value, # the number (anything `float` accepts)
                seed:int|None=None # the repetition's seed when a cell repeats an experiment (None: the run's)
               ) -> float:
         "Add one number; returns it so a cell can record and display at once."
@@ -320,6 +342,7 @@ class Results:
         "All numbers recorded so far, one row each."
         return pd.DataFrame(self.rows, columns=RESULT_COLUMNS)
 
+# %% ../nbs/00_core.ipynb #a0a434c2
 def save_figure(fig, # a matplotlib Figure (or seaborn grid with `.savefig`)
                 name:str, # file stem, e.g. 'relevance_hist'
                 run_dir:Path|str|None=None): # the run folder; None saves nothing
@@ -330,13 +353,34 @@ def save_figure(fig, # a matplotlib Figure (or seaborn grid with `.savefig`)
         with open(tmp, 'wb') as f: fig.savefig(f, format='png', dpi=120, bbox_inches='tight')
     return path
 
-def progress(iterable:Iterable, desc:str='', total:int|None=None, **kwargs):
+# %% ../nbs/00_core.ipynb #a9bf7c8e
+PALETTE = ('#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac',
+           '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
+           '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#636363')
+MODALITY_COLOURS = {'audio': PALETTE[0], 'image': PALETTE[1], 'text': PALETTE[4]}
+
+def colours_for(names:Iterable, # what the figure colours: classes, systems, ...
+                order:Iterable|None=None # the fixed order colours follow (default: the names, sorted)
+               ) -> dict:
+    "A colour per name: `PALETTE[i]` for the name's place `i` in `order`; names outside `order` follow it, sorted."
+    order = list(dict.fromkeys(order if order is not None else sorted(map(str, names))))
+    extra = sorted(set(map(str, names)) - set(map(str, order)))
+    place = {str(n): i for i, n in enumerate(order + extra)}
+    return {n: PALETTE[place[str(n)] % len(PALETTE)] for n in names}
+
+# %% ../nbs/00_core.ipynb #0b3f6d53
+def progress(iterable:Iterable, # what to iterate over
+             desc:str='', # the bar's label
+             total:int|None=None, # its length when `iterable` has none
+             **kwargs # more tqdm options
+            ):
     "A progress bar over `iterable` (tqdm: widgets in Jupyter when ipywidgets is installed, else text); silent when `CROSSMODAL_QUIET` is set."
     import importlib.util
     if importlib.util.find_spec('ipywidgets'): from tqdm.auto import tqdm
     else: from tqdm import tqdm   # tqdm.auto would warn "IProgress not found" in every papermill run
     return tqdm(iterable, desc=desc, total=total, disable=bool(os.environ.get('CROSSMODAL_QUIET')) or None, **kwargs)
 
+# %% ../nbs/00_core.ipynb #05469ac2
 def few(items:Iterable, # names, paths, ids ...
         n:int=5 # how many to show
        ) -> str:

@@ -17,41 +17,41 @@ from .core import package_data
 
 # %% auto #0
 __all__ = ['AUDIOSET_C', 'TOP_LABEL_NAMES', 'WU_CLASSES', 'TINYSOL_CLASSES', 'TRIPLET_RULES', 'audioset_ontology_path',
-           'audioset_graph', 'AudioSetOntology', 'top_label_ids', 'relevance_matrix', 'relevance', 'instrument_classes',
-           'instrument_class', 'class_labels', 'class_distance_matrix', 'hdio_ontology_path', 'read_hdio',
-           'HDIOntology', 'triplets_from_distances', 'hdio_triplets', 'tinysol_hdio_labels']
+           'load_audioset_ontology', 'audioset_graph', 'AudioSetOntology', 'top_label_ids', 'relevance_matrix',
+           'relevance', 'instrument_classes', 'instrument_class', 'class_labels', 'class_distance_matrix', 'read_hdio',
+           'hdio_ontology_path', 'HDIOntology', 'triplets_from_distances', 'tinysol_hdio_labels', 'hdio_triplets']
 
 # %% ../nbs/01_ontology.ipynb #c791abfe
-AUDIOSET_C = 21  # Wu et al. §3.3: "C=21 being the maximum distance"
-TOP_LABEL_NAMES = ('Music', 'Musical instrument', 'Singing', 'Tools')  # the top labels Wu et al. §3.3 remove
-
 def audioset_ontology_path() -> Path:
     "The AudioSet ontology JSON the package ships (`resources/audioset/ontology.json`, CC BY-SA 4.0, see its README)."
     return package_data('audioset', 'ontology.json')
 
-def audioset_graph(path:Path|str|None=None # ontology JSON (list of classes with `id`, `name`, `child_ids`)
-                  ) -> nx.DiGraph:
-    "The AudioSet ontology as a parent→child `DiGraph`; node attributes `name` and `restrictions`."
+def load_audioset_ontology(path:Path|str|None=None # ontology JSON (default: the copy the package ships)
+                          ) -> list:
+    "The AudioSet ontology as its list of classes (`id`, `name`, `child_ids`, …), as the JSON file holds them."
     path = Path(path) if path is not None else audioset_ontology_path()
     if not path.exists():
         raise FileNotFoundError(f"crossmodal: AudioSet ontology not found at {path}; pass the path of an ontology.json "
                                 "(github.com/audioset/ontology), or None for the copy the package ships")
-    classes = json.loads(path.read_text())
+    return json.loads(path.read_text())
+
+# %% ../nbs/01_ontology.ipynb #cfa3a437
+def audioset_graph(path:Path|str|None=None # ontology JSON (list of classes with `id`, `name`, `child_ids`)
+                  ) -> nx.DiGraph:
+    "The AudioSet ontology as a parent→child `DiGraph`; node attributes `name` and `restrictions`."
+    classes = load_audioset_ontology(path)
     graph = nx.DiGraph()
     for c in classes: graph.add_node(c['id'], name=c['name'], restrictions=tuple(c.get('restrictions', ())))
     for c in classes:
         for child in c['child_ids']:
             if child not in graph:
-                raise ValueError(f"crossmodal: {path.name}: class {c['id']} ({c['name']}) lists unknown child {child}")
+                raise ValueError(f"crossmodal: {Path(path or audioset_ontology_path()).name}: class {c['id']} "
+                                 f"({c['name']}) lists unknown child {child}")
             graph.add_edge(c['id'], child)
     return graph
 
 # %% ../nbs/01_ontology.ipynb #022787bd
-def _as_label_set(labels, what:str) -> tuple:
-    "One clip's labels as a tuple: a string is one label, anything else an iterable of labels."
-    if isinstance(labels, str): return (labels,)
-    try: return tuple(labels)
-    except TypeError: raise TypeError(f"crossmodal: {what} must be a label id or an iterable of label ids, got {labels!r}")
+AUDIOSET_C = 21  # Wu et al. §3.3: "C=21 being the maximum distance"
 
 class AudioSetOntology:
     "AudioSet classes, their undirected shortest-path distances and Wu et al.'s retrieval relevance `r = C − d`."
@@ -66,14 +66,17 @@ class AudioSetOntology:
 
     def __repr__(self): return f"AudioSetOntology({len(self.ids)} classes, {self.graph.number_of_edges()} edges)"
 
-    def id_of(self, name:str) -> str:
+    def id_of(self, name:str # a class name, exact AudioSet spelling
+             ) -> str:
         "The id of the class called `name` (exact AudioSet spelling, e.g. 'Violin, fiddle')."
         if name not in self._by_name:
             close = [n for n in self._by_name if name.lower() in n.lower()][:5]
             raise KeyError(f"crossmodal: no AudioSet class named {name!r}" + (f"; similar: {close}" if close else ''))
         return self._by_name[name]
 
-    def check(self, label:str, what:str='label') -> int:
+    def check(self, label:str, # an AudioSet id
+              what:str='label' # what the label is, for the error message
+             ) -> int:
         "Row of `label` in `distances`; a clear error naming it if it is not an AudioSet id."
         if label not in self.index:
             hint = f" (that is a name: its id is {self._by_name[label]})" if label in self._by_name else ''
@@ -93,11 +96,19 @@ class AudioSetOntology:
             self._distances = dist
         return self._distances
 
-    def distance(self, a:str, b:str) -> int:
+    def distance(self, a:str, # an AudioSet id
+                 b:str # another
+                ) -> int:
         "Shortest-path length between AudioSet ids `a` and `b` in the undirected parent/child graph."
         return int(self.distances[self.check(a), self.check(b)])
 
 # %% ../nbs/01_ontology.ipynb #9adf9859
+def _as_label_set(labels, what:str) -> tuple:
+    "One clip's labels as a tuple: a string is one label, anything else an iterable of labels."
+    if isinstance(labels, str): return (labels,)
+    try: return tuple(labels)
+    except TypeError: raise TypeError(f"crossmodal: {what} must be a label id or an iterable of label ids, got {labels!r}")
+
 def _label_sets(onto:AudioSetOntology, clips, drop:set, what:str):
     "Distinct label sets (as sorted row-index tuples) of `clips` after dropping `drop`, and each clip's set number."
     keys, inverse, first = {}, np.empty(len(clips), dtype=np.int64), []
@@ -106,10 +117,10 @@ def _label_sets(onto:AudioSetOntology, clips, drop:set, what:str):
         inverse[k] = keys.setdefault(rows, len(keys))
     return list(keys), inverse
 
+# %% ../nbs/01_ontology.ipynb #ab432709
 def _set_distances(dist:np.ndarray, query_sets:list, item_sets:list, C:int) -> np.ndarray:
     "Minimum label distance between every query label set and every item label set (`C` when a set is empty)."
     n_labels = dist.shape[0]
-    # distance from every label to each item set: minimum over the set's labels (C for an empty set)
     to_items = np.full((n_labels, len(item_sets)), C, dtype=np.int16)
     for j, rows in enumerate(item_sets):
         if rows: to_items[:, j] = dist[:, list(rows)].min(axis=1)
@@ -119,12 +130,15 @@ def _set_distances(dist:np.ndarray, query_sets:list, item_sets:list, C:int) -> n
     return out
 
 # %% ../nbs/01_ontology.ipynb #f436bbc3
+TOP_LABEL_NAMES = ('Music', 'Musical instrument', 'Singing', 'Tools')  # the top labels Wu et al. §3.3 remove
+
 def top_label_ids(onto:AudioSetOntology, # the ontology
                   top_labels:Iterable[str]=TOP_LABEL_NAMES # class names (or ids) to drop
                  ) -> set:
     "Row indices of the `top_labels` in `onto.distances`."
     return {onto.check(l if l in onto.index else onto.id_of(l), 'top_labels') for l in top_labels}
 
+# %% ../nbs/01_ontology.ipynb #fd77a3ed
 def relevance_matrix(onto:AudioSetOntology, # the AudioSet ontology
                      query_labels:Sequence, # one entry per query clip: an id or an iterable of ids
                      item_labels:Sequence|None=None, # one entry per item clip (default: the queries)
@@ -239,12 +253,7 @@ def _audioset_distance_matrix(self, labels:Sequence # one id or iterable of ids 
     return (AUDIOSET_C - relevance_matrix(self, labels, labels, drop_top=False, dtype=np.float64)).astype(float)
 AudioSetOntology.distance_matrix = _audioset_distance_matrix
 
-# %% ../nbs/01_ontology.ipynb #d1441209
-def hdio_ontology_path(as_published:bool=False # the published nesting (with the brace error) instead of the corrected one
-                      ) -> Path:
-    "The HDIO outline the package ships: `resources/hdio/hdio.txt` (corrected) or `hdio_as_published.txt`."
-    return package_data('hdio', 'hdio_as_published.txt' if as_published else 'hdio.txt')
-
+# %% ../nbs/01_ontology.ipynb #f02ecac5
 def _outline_tree(lines:list, path:Path) -> dict:
     "Nested dict of an indented outline: a name ending in '/' is a category, any other name a leaf (None)."
     tree = {}
@@ -277,6 +286,11 @@ def read_hdio(path:Path|str # an HDIO outline (.txt) or a JSON file with a 'tree
     return _outline_tree([(n, l) for n, l in lines if not l.startswith('tinysol:')], path), tinysol or None
 
 # %% ../nbs/01_ontology.ipynb #2d07de15
+def hdio_ontology_path(as_published:bool=False # the published nesting (with the brace error) instead of the corrected one
+                      ) -> Path:
+    "The HDIO outline the package ships: `resources/hdio/hdio.txt` (corrected) or `hdio_as_published.txt`."
+    return package_data('hdio', 'hdio_as_published.txt' if as_published else 'hdio.txt')
+
 class HDIOntology:
     "The Doktorski instrument tree: nodes by path, tree distances, cross-family pairs, text labels."
     kind = 'hdio'
@@ -299,7 +313,8 @@ class HDIOntology:
 
     def __repr__(self): return f"HDIOntology({self.path.name}: {len(self.nodes)} nodes under {self.roots})"
 
-    def node(self, label:str) -> str:
+    def node(self, label:str # a node's path, or a name that occurs once
+            ) -> str:
         "The path of `label`: a path, or a name that occurs once in the tree."
         if label in self.graph: return label
         if label in self._by_name: return self._by_name[label]
@@ -307,24 +322,31 @@ class HDIOntology:
         if paths: raise KeyError(f"crossmodal: HDIO name {label!r} is ambiguous; give one of the paths {paths}")
         raise KeyError(f"crossmodal: {label!r} is not a node of the HDIO ontology ({self.path.name})")
 
-    def text(self, label:str) -> str:
+    def text(self, label:str # a node (path or unique name)
+            ) -> str:
         "Words for a node: 'french horn' for an instrument, 'bowed instruments' for a category (as the paper's code)."
         path = self.node(label); name = self.graph.nodes[path]['name'].replace('_', ' ')
         return name if self.graph.nodes[path]['leaf'] else f'{name} instruments'
 
-    def family(self, label:str) -> str:
+    def family(self, label:str # a node (path or unique name)
+              ) -> str:
         "The first category under the `instrument` root on the way to `label` (a root's own name for other roots)."
         parts = self.node(label).split('/')
         return parts[1] if parts[0] == self.root and len(parts) > 1 else parts[0]
 
-    def distance(self, a:str, b:str, cross_family:float|None=np.inf) -> float:
+    def distance(self, a:str, # a node (path or unique name)
+                 b:str, # another
+                 cross_family:float|None=np.inf # the worth of a cross-family pair (None: the tree distance)
+                ) -> float:
         "Edges between nodes `a` and `b`; a cross-family pair is worth `cross_family` (None: the tree distance)."
         pa, pb = self.node(a).split('/'), self.node(b).split('/')
         common = next((k for k, (x, y) in enumerate(zip(pa, pb)) if x != y), min(len(pa), len(pb)))
         if cross_family is not None and pa != pb and self.family(a) != self.family(b): return cross_family
         return float(len(pa) + len(pb) - 2 * common)   # separate roots (published file): joined above them
 
-    def distance_matrix(self, labels:Sequence[str], cross_family:float|None=np.inf) -> np.ndarray:
+    def distance_matrix(self, labels:Sequence[str], # nodes, in the matrix's order
+                        cross_family:float|None=np.inf # as in `distance`
+                       ) -> np.ndarray:
         "Float matrix of `distance` between every pair of `labels`."
         return np.array([[self.distance(a, b, cross_family) for b in labels] for a in labels], dtype=float)
 
@@ -347,6 +369,14 @@ def triplets_from_distances(dist:np.ndarray, # (n, n) distances; np.inf marks un
     else: raise ValueError(f"crossmodal: unknown triplet rule {rule!r}; use one of {TRIPLET_RULES}")
     return np.argwhere(keep)
 
+# %% ../nbs/01_ontology.ipynb #73ad16b0
+def tinysol_hdio_labels(onto:HDIOntology|None=None # reads TinySOL's label map from the corrected HDIO file when None
+                       ) -> list:
+    "HDIO labels of TinySOL's 14 instruments, in TinySOL's order (`TINYSOL_CLASSES`)."
+    label_map = (onto.tinysol_label_map if onto is not None and onto.tinysol_label_map else
+                 HDIOntology(hdio_ontology_path()).tinysol_label_map)
+    return [label_map[name] for name in TINYSOL_CLASSES]
+
 # %% ../nbs/01_ontology.ipynb #9365b108
 def hdio_triplets(onto:HDIOntology, # the HDIO tree
                   labels:Sequence[str]|None=None, # node labels in order (default: every node but the root)
@@ -366,10 +396,3 @@ def hdio_triplets(onto:HDIOntology, # the HDIO tree
     df = pd.DataFrame(columns | {'d_ap': dist[idx[:, 0], idx[:, 1]], 'd_an': dist[idx[:, 0], idx[:, 2]]})
     df.attrs.update(rule=rule, dropped_same_text=int(same_text.sum()))
     return df
-
-def tinysol_hdio_labels(onto:HDIOntology|None=None # reads TinySOL's label map from the corrected HDIO file when None
-                       ) -> list:
-    "HDIO labels of TinySOL's 14 instruments, in TinySOL's order (`TINYSOL_CLASSES`)."
-    label_map = (onto.tinysol_label_map if onto is not None and onto.tinysol_label_map else
-                 HDIOntology(hdio_ontology_path()).tinysol_label_map)
-    return [label_map[name] for name in TINYSOL_CLASSES]

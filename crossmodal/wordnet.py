@@ -13,14 +13,11 @@ import numpy as np
 from .core import data_home
 
 # %% auto #0
-__all__ = ['WORDNET_SOURCE', 'LEXNAMES_MAN_PAGE', 'lexnames_from_man_page', 'wordnet_nltk_data', 'load_wordnet',
+__all__ = ['LEXNAMES_MAN_PAGE', 'WORDNET_SOURCE', 'lexnames_from_man_page', 'wordnet_nltk_data', 'load_wordnet',
            'WordNetOntology']
 
 # %% ../nbs/01a_wordnet.ipynb #b71ef491
-WORDNET_SOURCE = Path('/usr/share/wordnet')
 LEXNAMES_MAN_PAGE = Path('/usr/share/man/man5/lexnames.5WN.gz')
-_WORDNET_FILES = ('adj.exc', 'adv.exc', 'cntlist.rev', 'data.adj', 'data.adv', 'data.noun', 'data.verb',
-                  'index.adj', 'index.adv', 'index.noun', 'index.verb', 'noun.exc', 'verb.exc')
 _LEX_CATEGORY = {'noun': 1, 'verb': 2, 'adj': 3, 'adv': 4}
 
 def lexnames_from_man_page(text:str # the roff source of lexnames(5WN)
@@ -31,44 +28,10 @@ def lexnames_from_man_page(text:str # the roff source of lexnames(5WN)
         raise ValueError(f"crossmodal: lexnames man page: expected files 00–44, found {len(rows)} rows")
     return ''.join(f'{n}\t{name}\t{_LEX_CATEGORY[name.split(".")[0]]}\n' for n, name in rows)
 
-# %% ../nbs/01a_wordnet.ipynb #5da07891
-def _wordnet_reader(folder:Path):
-    "An nltk WordNet reader on `folder` (…/corpora/wordnet), its nltk_data root put on `nltk.data.path`."
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    class WordNet30Reader(WordNetCorpusReader):
-        "nltk's reader, minus the WordNet-3.0 → loaded-version synset map when the loaded version is 3.0 (identity)."
-        def map_wn(self, version='wordnet'):
-            return None if self.get_version() == '3.0' else super().map_wn(version)
-
-    root = str(folder.parent.parent)
-    if root not in nltk.data.path: nltk.data.path.insert(0, root)   # nltk only opens files under its data path
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # "multilingual functions are not available": no OMW, English only
-        return WordNet30Reader(str(folder), None)
-
-def _write_index_sense(folder:Path):
-    "Generate `index.sense` in `folder` from its data files, with nltk computing the sense keys."
-    (folder / 'index.sense').write_text('')
-    wn = _wordnet_reader(folder)
-    rank = {}
-    for suffix, pos in (('noun', 'n'), ('verb', 'v'), ('adj', 'a'), ('adv', 'r')):
-        for line in (folder / f'index.{suffix}').read_text().splitlines():
-            if line.startswith(' '): continue   # licence header
-            fields = line.split(); n_synsets = int(fields[2])
-            for k, offset in enumerate(fields[-n_synsets:], 1): rank[(fields[0], pos, int(offset))] = k
-    counts = {}
-    for line in (folder / 'cntlist.rev').read_text().splitlines():
-        key, _, count = line.split(); counts[key] = int(count)
-    lines = []
-    for synset in wn.all_synsets():
-        pos = 'a' if synset.pos() == 's' else synset.pos()
-        for lemma in synset.lemmas():
-            key = lemma.key()
-            lines.append(f'{key} {synset.offset():08d} {rank[(key.split("%")[0], pos, synset.offset())]} {counts.get(key, 0)}\n')
-    (folder / 'index.sense').write_text(''.join(sorted(lines)))
-    return len(lines)
+# %% ../nbs/01a_wordnet.ipynb #4055dd76
+WORDNET_SOURCE = Path('/usr/share/wordnet')
+_WORDNET_FILES = ('adj.exc', 'adv.exc', 'cntlist.rev', 'data.adj', 'data.adv', 'data.noun', 'data.verb',
+                  'index.adj', 'index.adv', 'index.noun', 'index.verb', 'noun.exc', 'verb.exc')
 
 def wordnet_nltk_data(home:Path|str|None=None, # folder to build `nltk_data` in (default `data_home()`)
                       source:Path|str=WORDNET_SOURCE, # Debian wordnet-base's database folder
@@ -105,6 +68,47 @@ def wordnet_nltk_data(home:Path|str|None=None, # folder to build `nltk_data` in 
         shutil.rmtree(staging, ignore_errors=True)
     return root
 
+# %% ../nbs/01a_wordnet.ipynb #5da07891
+def _wordnet_reader(folder:Path):
+    "An nltk WordNet reader on `folder` (…/corpora/wordnet), its nltk_data root put on `nltk.data.path`."
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class WordNet30Reader(WordNetCorpusReader):
+        "nltk's reader, minus the WordNet-3.0 → loaded-version synset map when the loaded version is 3.0 (identity)."
+        def map_wn(self, version='wordnet'):
+            return None if self.get_version() == '3.0' else super().map_wn(version)
+
+    root = str(folder.parent.parent)
+    if root not in nltk.data.path: nltk.data.path.insert(0, root)   # nltk only opens files under its data path
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # "multilingual functions are not available": no OMW, English only
+        return WordNet30Reader(str(folder), None)
+
+# %% ../nbs/01a_wordnet.ipynb #efb2b793
+def _write_index_sense(folder:Path):
+    "Generate `index.sense` in `folder` from its data files, with nltk computing the sense keys."
+    (folder / 'index.sense').write_text('')
+    wn = _wordnet_reader(folder)
+    rank = {}
+    for suffix, pos in (('noun', 'n'), ('verb', 'v'), ('adj', 'a'), ('adv', 'r')):
+        for line in (folder / f'index.{suffix}').read_text().splitlines():
+            if line.startswith(' '): continue   # licence header
+            fields = line.split(); n_synsets = int(fields[2])
+            for k, offset in enumerate(fields[-n_synsets:], 1): rank[(fields[0], pos, int(offset))] = k
+    counts = {}
+    for line in (folder / 'cntlist.rev').read_text().splitlines():
+        key, _, count = line.split(); counts[key] = int(count)
+    lines = []
+    for synset in wn.all_synsets():
+        pos = 'a' if synset.pos() == 's' else synset.pos()
+        for lemma in synset.lemmas():
+            key = lemma.key()
+            lines.append(f'{key} {synset.offset():08d} {rank[(key.split("%")[0], pos, synset.offset())]} {counts.get(key, 0)}\n')
+    (folder / 'index.sense').write_text(''.join(sorted(lines)))
+    return len(lines)
+
+# %% ../nbs/01a_wordnet.ipynb #66e14f80
 @functools.lru_cache(maxsize=None)
 def _load_wordnet(root:str): return _wordnet_reader(Path(root) / 'corpora' / 'wordnet')
 
@@ -124,24 +128,29 @@ class WordNetOntology:
 
     def __repr__(self): return f"WordNetOntology(WordNet {self.wn.get_version()})"
 
-    def synset(self, name:str):
+    def synset(self, name:str): # a synset name, e.g. 'cornet.n.01'
         "The synset called `name` (e.g. 'cornet.n.01'), with a clear error if WordNet has none."
         try: return self.wn.synset(name)
         except Exception: raise KeyError(f"crossmodal: {name!r} is not a WordNet 3.0 synset name (like 'violin.n.01')")
 
-    def is_instrument(self, name:str) -> bool:
+    def is_instrument(self, name:str # a synset name
+                     ) -> bool:
         "Whether synset `name` is under `musical_instrument.n.01`."
         return self._root in self.synset(name).closure(lambda s: s.hypernyms())
 
-    def instrument_senses(self, word:str) -> list:
+    def instrument_senses(self, word:str # a word, e.g. 'french horn'
+                         ) -> list:
         "Names of the noun synsets of `word` (spaces or underscores) that are musical instruments."
         return [s.name() for s in self.wn.synsets(word.strip().replace(' ', '_'), pos='n') if self.is_instrument(s.name())]
 
-    def distance(self, a:str, b:str) -> float:
+    def distance(self, a:str, # a synset name
+                 b:str # another
+                ) -> float:
         "Shortest hypernym/hyponym path length between synsets `a` and `b` (inf if unconnected)."
         d = self.synset(a).shortest_path_distance(self.synset(b))
         return float('inf') if d is None else float(d)
 
-    def distance_matrix(self, labels:Sequence[str]) -> np.ndarray:
+    def distance_matrix(self, labels:Sequence[str] # synset names, in the matrix's order
+                       ) -> np.ndarray:
         "Float matrix of `distance` between every pair of synset names."
         return np.array([[self.distance(a, b) for b in labels] for a in labels], dtype=float)

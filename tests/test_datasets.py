@@ -11,7 +11,8 @@ import soundfile as sf
 from PIL import Image
 
 from crossmodal.data.real.base import MANIFEST_COLUMNS, MissingDataError, dataset_source, paper_dataset
-from crossmodal.data.real.audioset import AudioSet, descendant_ids, load_audioset_ontology, read_segments_csv
+from crossmodal.data.real.audioset import AudioSet, descendant_ids, read_segments_csv
+from crossmodal.ontology import load_audioset_ontology
 from crossmodal.data.real.gtzan import GTZAN, gtzan_fault_filtered_split
 from crossmodal.data.real.melon import Melon, split_by_primary_label
 from crossmodal.data.real.jamendo import MTGJamendo, read_jamendo_tsv

@@ -10,12 +10,13 @@ from PIL import Image
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('CROSSMODAL_QUIET', '1')
 
-from crossmodal.core import get_profile, package_data, file_sha256, cache_use, RUN_DIR_VARIABLE
+from crossmodal.core import get_profile, file_sha256, cache_use, RUN_DIR_VARIABLE
 from crossmodal.data.manifest import damaged_files
 import crossmodal.data.studio.images as images
 from crossmodal.data.studio.drawings import (IMAGE_SETS, ImageSet, list_instrument_drawings, list_pictograms, ontology_ids)
 from crossmodal.data.studio.images import (MANIFEST_COLUMNS, render_images, read_manifest, render_log, assign_splits, TEST_FAMILIES)
 from crossmodal.data.manifest import load_image
+from crossmodal.ontology import load_audioset_ontology
 
 SMALL = dict(sets=['openmoji', 'twemoji', 'game-icons', 'fluent'], classes=['violin', 'trumpet'])
 P_SMALL = get_profile('tiny', augmentations_per_drawing=3, image_size=32, max_items=None)
@@ -45,7 +46,7 @@ def test_manifest_shape_and_files(tmp_path):
     assert len(attribution) == m.drawing_id.nunique() and attribution.licence.notna().all()
     assert {'CC-BY-SA-4.0', 'CC-BY-4.0', 'CC-BY-3.0', 'MIT'} <= set(attribution.licence)
     # ontology ids are real AudioSet ids
-    ontology = {n['id'] for n in json.loads(package_data('audioset', 'ontology.json').read_text())}
+    ontology = {n['id'] for n in load_audioset_ontology()}
     assert all(i in ontology for ids in m.ontology_ids for i in ids.split(';'))
 
 

@@ -24,6 +24,7 @@ def wu_class_ids() -> dict:
     table = instrument_classes()
     return {row.name: set(row.audioset_ids.split(';')) for row in table[table.in_wu].itertuples()}
 
+# %% ../../nbs/02m_audioset_pairs.ipynb #db6fbe03
 def segment_classes(label_ids, # one segment's AudioSet ids (list, tuple or ';'-joined string)
                     class_ids:dict # from `wu_class_ids`
                    ) -> tuple:
@@ -63,22 +64,22 @@ def _leftover_sizes(n_videos:int, wanted:dict) -> dict:
     crossmodal = min(max(1, int(round(n_videos * wanted['crossmodal'] / sum(wanted.values())))), n_videos - 1)
     return {'crossmodal': crossmodal, 'translation': n_videos - crossmodal}
 
+# %% ../../nbs/02m_audioset_pairs.ipynb #7c409f94
 def table2_pairs(segments:pd.DataFrame, # from `segment_table`
-                 profile:str|Profile='paper', # sizes: `pairs_per_class` (the paper: 1,000)
+                 pairs_per_class:int=1000, # pairs per class of the classification subset (the paper: 1,000)
                  seed:int=0, # same seed, same subsets
                  test_share:float=0.1, # classification test share per class (the paper: 10%)
                  verbose:bool=True # print the summary
                 ) -> pd.DataFrame:
     "AudioSet segments cut into Table 2's non-overlapping subsets, in the columns of `make_pairs`."
-    P = get_profile(profile)
     if not 0 < test_share < 1: raise ValueError(f"crossmodal: test_share must be in (0, 1), got {test_share}")
     class_names = list(wu_class_ids())
-    sizes = subset_sizes(len(class_names), P.pairs_per_class)
+    sizes = subset_sizes(len(class_names), pairs_per_class)
     rng = np.random.default_rng(seed)
     segments = segments.iloc[rng.permutation(len(segments))].reset_index(drop=True)
     used_videos, parts, notes = set(), [], []
     # classification: single-class segments, up to pairs_per_class per class, test_share of them held out
-    per_class = P.pairs_per_class
+    per_class = pairs_per_class
     single = segments[segments.label.notna()]
     kept_classes = []
     for name in class_names:
@@ -116,7 +117,7 @@ def table2_pairs(segments:pd.DataFrame, # from `segment_table`
     return pairs.reset_index(drop=True)
 
 # %% ../../nbs/02m_audioset_pairs.ipynb #4dafcabe
-def audioset_pairs(profile:str|Profile='paper', # sizes: `pairs_per_class`
+def audioset_pairs(pairs_per_class:int=1000, # pairs per class of the classification subset (the paper: 1,000)
                    seed:int=0, # the second and frame drawn per segment, and the subsets
                    root:Path|str|None=None, # the AudioSet folder (default `data_home()/'datasets'/'audioset'`)
                    verbose:bool=True, # print the loader's and the builder's summaries
@@ -130,7 +131,7 @@ def audioset_pairs(profile:str|Profile='paper', # sizes: `pairs_per_class`
         raise ValueError(f"crossmodal: no AudioSet segment under {dataset.root} passes Wu et al.'s label filter with its files "
                          f"present. {dataset.download_hint()}")
     segments = segment_table(manifest)
-    pairs = table2_pairs(segments, profile, seed, verbose=verbose)
+    pairs = table2_pairs(segments, pairs_per_class, seed, verbose=verbose)
     label = segments.set_index('pair_id').label
     manifests = [manifest[manifest.modality == m].assign(label=lambda d: d.pair_id.map(label)).reset_index(drop=True)
                  for m in ('audio', 'image')]
@@ -147,7 +148,8 @@ def write_table2_fixture(root:Path|str, # folder to write into
                          speech:int=3, # segments the label filter drops (speech, music naming no instrument)
                          seconds:float=2.0, # length of each segment
                          sr:int=8000, # rate of the clips
-                         seed:int=0) -> Path:
+                         seed:int=0 # seed of the YouTube ids, start times and order
+                        ) -> Path:
     "An AudioSet folder (CSVs, audio, frames) in the official layout, for tests of the paper profile's pairs."
     from PIL import Image
     from crossmodal.data.fixtures import write_tone
@@ -188,7 +190,7 @@ def wu_pairs(profile:str|Profile, # 'tiny'/'studio' (rendered data) or 'paper' (
              pair_noise:float|None=None, # studio only: share of translation pairs with another class's image (None: make_pairs' default)
              class_skew:float|None=None, # studio only: Zipf exponent of the translation subset (None: make_pairs' default)
              audioset_root:Path|str|None=None, # paper only: the AudioSet folder (None: the default data folder)
-             verbose:bool=True
+             verbose:bool=True # print the AudioSet summaries (the studio renders stay quiet)
             ) -> tuple:
     "`(audio_manifest, image_manifest, pairs)` in Table 2's subsets, from the profile's source."
     from crossmodal.data.real.base import dataset_source
@@ -198,7 +200,7 @@ def wu_pairs(profile:str|Profile, # 'tiny'/'studio' (rendered data) or 'paper' (
         if studio_only:
             raise ValueError(f"crossmodal: {sorted(studio_only)} shape the studio's synthetic pairs; AudioSet's pairs are real "
                              "and have no such knob — leave them None on the paper profile")
-        return audioset_pairs(P, seed, audioset_root, verbose=verbose)
+        return audioset_pairs(P.pairs_per_class, seed, audioset_root, verbose=verbose)
     if audioset_root is not None:
         raise ValueError(f"crossmodal: audioset_root is read by the paper profile only; the {P.name} profile renders its data")
     from crossmodal.data.studio.audio import render_studio_audio
@@ -209,7 +211,8 @@ def wu_pairs(profile:str|Profile, # 'tiny'/'studio' (rendered data) or 'paper' (
 
 # %% ../../nbs/02m_audioset_pairs.ipynb #1833ef0a
 def balance_translation(pairs:pd.DataFrame, # pairs in Table 2's subsets
-                        seed:int=0) -> pd.DataFrame:
+                        seed:int=0 # which pairs of a larger class are kept
+                       ) -> pd.DataFrame:
     "The translation pairs of `pairs` with every single-class group cut to the smallest one's size; unlabelled pairs kept."
     rng = np.random.default_rng(seed)
     translation = pairs[pairs.subset == 'translation']

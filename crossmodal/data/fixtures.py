@@ -62,6 +62,7 @@ AUDIOSET_FIXTURE_SEGMENTS = {  # subset -> (YTID, start, end, label ids)
              ('-0xzrMun0Rs', 30.0, 40.0, ['/m/07k1x', '/m/01b82r'])],           # Tools, Sawing: kept
 }
 
+# %% ../../nbs/02l_fixtures.ipynb #c2cda759
 def write_audioset_fixture(root:Path|str, # folder to write into
                            sr:int=4000, # rate of the clips
                            images:str='frames'): # 'frames' writes jpgs; 'video' writes only audio
@@ -117,7 +118,7 @@ def write_melon_fixture(root:Path|str, # folder to write into
 def write_gtzan_fixture(root:Path|str, # folder to write into
                         ext:str='.au', # '.au' as in genres.tar.gz, or '.wav'
                         per_split:int=1, # excerpts per genre and split (plus one excerpt the filter removes)
-                        sr:int=4000):
+                        sr:int=4000): # rate of the tones
     "A few GTZAN excerpts per genre in `genres/<genre>/`, including ones outside the fault-filtered split."
     root = Path(root)
     split_of = gtzan_fault_filtered_split()
@@ -135,9 +136,10 @@ JAMENDO_FIXTURE_TRACKS = [  # track, artist, album, path, duration, tags, split
     ('track_0003516', 'artist_000530', 'album_000552', '16/3516.mp3', 228.5, ['mood/theme---relaxing', 'mood/theme---calm'], 'test'),
 ]
 
+# %% ../../nbs/02l_fixtures.ipynb #d77fe6af
 def write_jamendo_fixture(root:Path|str, # folder to write into
                           audio:str='mp3', # 'mp3', 'low' or 'npy': which audio folder to fill
-                          sr:int=8000):
+                          sr:int=8000): # rate of the tones
     "The mood/theme subset's TSV, split-0 TSVs and the tracks' files in the repository's layout."
     root = Path(root)
     header = 'TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS'

@@ -103,20 +103,24 @@ def row_field(row, # a manifest row: namedtuple, Series or dict
     value = row.get(key) if isinstance(row, (dict, pd.Series)) else getattr(row, key, None)
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
-VIDEO_SUFFIXES = ('.mp4', '.webm', '.mkv', '.avi', '.mov')
-
-def item_window(row) -> dict:
+# %% ../../nbs/02_manifest.ipynb #992d73b6
+def item_window(row # a manifest row: namedtuple, Series or dict
+               ) -> dict:
     "The part of the file a manifest row stands for: `{offset, duration}` (audio) or `{frame}` (a video frame); `{}` = all of it."
     window = {'offset': row_field(row, 'offset_seconds'), 'duration': row_field(row, 'duration_seconds'),
               'frame': row_field(row, 'frame_seconds')}
     return {k: float(v) for k, v in window.items() if v is not None}
 
-def item_path(row, root:Path|str|None=None) -> Path:
+def item_path(row, # a manifest row
+              root:Path|str|None=None # the folder its relative path starts from
+             ) -> Path:
     "The file of a manifest row: its `path`, under `root` when relative."
     path = Path(row_field(row, 'path'))
     return Path(root) / path if root is not None and not path.is_absolute() else path
 
 # %% ../../nbs/02_manifest.ipynb #defdc56c
+VIDEO_SUFFIXES = ('.mp4', '.webm', '.mkv', '.avi', '.mov')   # an image row with one of these is a video frame
+
 def load_item(row, # one manifest row (namedtuple, Series or dict) with `path` (or the text column)
               root:Path|str|None=None, # folder the relative paths start from
               modality:str|None=None, # 'audio', 'mel', 'image' or 'text' (default: the row's `modality`)
@@ -152,10 +156,12 @@ def damaged_files(root:str|Path, # the folder the manifest's paths are relative 
     return [p for p, digest in zip(manifest.path, manifest.sha256)
             if not (root / p).is_file() or file_sha256(root / p) != digest]
 
+# %% ../../nbs/02_manifest.ipynb #1c11323b
 def damage_note(bad:list, # paths from `damaged_files`
                 n_items:int, # items in the manifest
                 what:str, # e.g. 'rendered clips'
-                folder:str|Path) -> str:
+                folder:str|Path # the render's folder
+               ) -> str:
     "'2 of 1,793 rendered clips in <folder> are missing or damaged (a.wav, b.wav)': the first five file names, then a count."
     names = [Path(p).name for p in bad[:5]] + ([f'and {len(bad) - 5} more'] if len(bad) > 5 else [])
     return f"{len(bad):,} of {n_items:,} {what} in {folder} {'is' if len(bad) == 1 else 'are'} missing or damaged ({', '.join(names)})"

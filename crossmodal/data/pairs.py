@@ -10,22 +10,26 @@ import pandas as pd
 from ..core import Profile, get_profile
 
 # %% auto #0
-__all__ = ['SPLITS', 'IMAGE_TO_PAIR_CLASS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'pair_label', 'paired_classes', 'subset_sizes',
-           'sample_pairs', 'make_pairs', 'with_balanced_subset', 'check_disjoint']
+__all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'pair_label', 'paired_classes', 'subset_sizes',
+           'sample_pairs', 'with_balanced_subset', 'check_disjoint', 'make_pairs']
 
 # %% ../../nbs/02e_pairs.ipynb #0fd56e4c
-SPLITS = ('train', 'valid', 'test')  # every paired class needs items of both modalities in each
-IMAGE_TO_PAIR_CLASS = {'drum': 'drums', 'long drum': 'drums', 'drum kit': 'drums'}  # drawing class -> Wu et al.'s class
-
 def _group_key(df:pd.DataFrame) -> pd.Series:
     "The unit that must stay on one side: a drawing, or an instrument's pitch across velocities and SoundFonts of a family."
     if 'drawing_id' in df: return df['drawing_id'].astype(str)
     if 'group' in df: return df['group'].astype(str)
     return df['id'].astype(str)
 
-def pair_label(image_label:str) -> str:
+# %% ../../nbs/02e_pairs.ipynb #3ec16d91
+IMAGE_TO_PAIR_CLASS = {'drum': 'drums', 'long drum': 'drums', 'drum kit': 'drums'}  # drawing class -> Wu et al.'s class
+
+def pair_label(image_label:str # a drawing's class
+              ) -> str:
     "The paired class of a drawing's label (identity except the drum family)."
     return IMAGE_TO_PAIR_CLASS.get(image_label, image_label)
+
+# %% ../../nbs/02e_pairs.ipynb #23bfb4f3
+SPLITS = ('train', 'valid', 'test')  # every paired class needs items of both modalities in each
 
 def paired_classes(audio:pd.DataFrame, # studio audio manifest (column `label`)
                    images:pd.DataFrame, # studio image manifest (columns `label`, `source`, `split`)
@@ -52,6 +56,7 @@ def paired_classes(audio:pd.DataFrame, # studio audio manifest (column `label`)
 
 # %% ../../nbs/02e_pairs.ipynb #587e5753
 TABLE2_PAIRS = {'translation': 130_000, 'crossmodal': 10_000, 'classification_train': 16_200, 'classification_test': 1_800}
+
 PAPER_CLASSES = 18  # the classification subset: 18 classes of 1,000 pairs
 
 def subset_sizes(n_classes:int, # number of paired classes
@@ -61,6 +66,7 @@ def subset_sizes(n_classes:int, # number of paired classes
     scale = pairs_per_class * n_classes / (TABLE2_PAIRS['classification_train'] + TABLE2_PAIRS['classification_test'])
     return {k: max(n_classes, int(round(v * scale))) for k, v in TABLE2_PAIRS.items()}
 
+# %% ../../nbs/02e_pairs.ipynb #3716124e
 def _split_groups(df:pd.DataFrame, share:float, rng:np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Split `df` by group into (about `share`, the rest), per label, each label keeping at least one group per side when it can."
     keys = _group_key(df); first = np.zeros(len(df), bool)
@@ -81,12 +87,14 @@ def _class_counts(classes:list, total:int, skew:float, rng:np.random.Generator) 
     for i in np.argsort(-weights)[: max(0, total - counts.sum())]: counts[i] += 1
     return dict(zip(classes, counts.tolist()))
 
+# %% ../../nbs/02e_pairs.ipynb #a93e30b3
 def sample_pairs(audio:pd.DataFrame, # audio pool of the subset
                  images:pd.DataFrame, # image pool of the subset (labels already mapped with `pair_label`)
                  counts:dict, # pairs per class
                  pair_noise:float, # share of pairs whose image comes from another class
-                 rng:np.random.Generator,
-                 subset:str) -> pd.DataFrame:
+                 rng:np.random.Generator, # the pairing's generator
+                 subset:str # the subset's name, written in every row
+                ) -> pd.DataFrame:
     "Pairs of one subset: audio_id, image_id, label (the audio's), image_label, noisy."
     rows = []
     for label, n in counts.items():
@@ -102,6 +110,24 @@ def sample_pairs(audio:pd.DataFrame, # audio pool of the subset
         rows.append(pd.DataFrame({'subset': subset, 'label': label, 'audio_id': audio_ids, 'image_id': chosen.id.to_numpy(),
                                   'image_label': chosen.label.to_numpy(), 'noisy': noisy}))
     return pd.concat(rows, ignore_index=True)
+
+# %% ../../nbs/02e_pairs.ipynb #15c08c3f
+def with_balanced_subset(pairs:pd.DataFrame # pairs with a `classification_train` subset
+                        ) -> pd.DataFrame:
+    "`pairs` plus `classification_balanced`: the first pairs of each training class, as many as the smallest class has."
+    train = pairs[pairs.subset == 'classification_train']
+    smallest = train.groupby('label').size().min()
+    return pd.concat([pairs, train.groupby('label').head(smallest).assign(subset='classification_balanced')], ignore_index=True)
+
+# %% ../../nbs/02e_pairs.ipynb #3c46a269
+def check_disjoint(pairs:pd.DataFrame # from `make_pairs`
+                  ) -> None:
+    "Raise if a clip or an image appears in two subsets (the balanced subset is part of classification_train)."
+    base = pairs[pairs.subset != 'classification_balanced']
+    for col in ['audio_id', 'image_id']:
+        shared = base.groupby(col).subset.nunique()
+        if (shared > 1).any():
+            raise AssertionError(f"crossmodal pairs: {col} {shared[shared > 1].index[0]!r} is in several subsets")
 
 # %% ../../nbs/02e_pairs.ipynb #3571a4de
 def make_pairs(audio:pd.DataFrame, # studio audio manifest
@@ -139,18 +165,3 @@ def make_pairs(audio:pd.DataFrame, # studio audio manifest
     pairs.insert(0, 'pair_id', [f'p{i:06d}' for i in range(len(pairs))])
     pairs.attrs.update(pair_noise=pair_noise, class_skew=class_skew)   # the knobs as used, for titles and variants
     return pairs
-
-def with_balanced_subset(pairs:pd.DataFrame # pairs with a `classification_train` subset
-                        ) -> pd.DataFrame:
-    "`pairs` plus `classification_balanced`: the first pairs of each training class, as many as the smallest class has."
-    train = pairs[pairs.subset == 'classification_train']
-    smallest = train.groupby('label').size().min()
-    return pd.concat([pairs, train.groupby('label').head(smallest).assign(subset='classification_balanced')], ignore_index=True)
-
-def check_disjoint(pairs:pd.DataFrame) -> None:
-    "Raise if a clip or an image appears in two subsets (the balanced subset is part of classification_train)."
-    base = pairs[pairs.subset != 'classification_balanced']
-    for col in ['audio_id', 'image_id']:
-        shared = base.groupby(col).subset.nunique()
-        if (shared > 1).any():
-            raise AssertionError(f"crossmodal pairs: {col} {shared[shared > 1].index[0]!r} is in several subsets")

@@ -11,12 +11,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from PIL import Image
+from fastcore.basics import patch
 
 from ..core import content_hash
 
 # %% auto #0
-__all__ = ['MIN_IMAGE_SIDE', 'EMBEDDER_MODULES', 'EMBEDDER_KINDS', 'to_rgb', 'prepare_audio', 'Embedder', 'register',
-           'load_embedder_modules', 'available_embedders', 'why_unavailable', 'embedder_kind', 'get_embedder',
+__all__ = ['MIN_IMAGE_SIDE', 'EMBEDDER_KINDS', 'EMBEDDER_MODULES', 'to_rgb', 'prepare_audio', 'Embedder', 'register',
+           'load_embedder_modules', 'available_embedders', 'get_embedder', 'why_unavailable', 'embedder_kind',
            'validate_embedder']
 
 # %% ../../nbs/03_embedders.ipynb #c5d90411
@@ -27,6 +28,9 @@ def _item_names(n:int, ids) -> list:
     if len(ids) != n: raise ValueError(f"crossmodal: {len(ids)} ids for a batch of {n} items")
     return ids
 
+def _few(names:list, n:int=5) -> str: return ', '.join(names[:n]) + (' ...' if len(names) > n else '')
+
+# %% ../../nbs/03_embedders.ipynb #35fa7d30
 def to_rgb(img:Image.Image # any PIL mode: 'L', 'P', 'RGBA', 'LA', 'I;16', ...
           ) -> Image.Image:
     "An RGB copy of `img`; transparency is composited on white (drawings have white paper behind them)."
@@ -41,6 +45,7 @@ def to_rgb(img:Image.Image # any PIL mode: 'L', 'P', 'RGBA', 'LA', 'I;16', ...
         return Image.fromarray(arr.astype(np.uint8), 'L').convert('RGB')
     return img.convert('RGB')
 
+# %% ../../nbs/03_embedders.ipynb #4c608bbc
 def prepare_audio(samples:np.ndarray, # float samples, `(n,)` mono or `(channels, n)`
                   sample_rate:int, # their rate, Hz
                   target_rate:int|None=None, # resample to this rate (None: keep)
@@ -80,10 +85,6 @@ def prepare_audio(samples:np.ndarray, # float samples, `(n,)` mono or `(channels
     return np.ascontiguousarray(samples, dtype=np.float32), done
 
 # %% ../../nbs/03_embedders.ipynb #98399e75
-MIN_IMAGE_SIDE = 16  # pixels: a smaller image is embedded, with a warning (a 1 × 1 PNG is a broken file, not a drawing)
-
-def _few(names:list, n:int=5) -> str: return ', '.join(names[:n]) + (' ...' if len(names) > n else '')
-
 class Embedder:
     "Base class: subclasses set the class attributes and implement `_embed`."
     name: str = None  # registry name, e.g. 'MTT_musicnn', 'mfcc', 'minilm', 'hog_colour'
@@ -102,82 +103,92 @@ class Embedder:
         "Subclass: a list of prepared inputs -> `(N, dim)` float32."
         raise NotImplementedError(f"{type(self).__name__} must implement `_embed`")
 
-    def cache_params(self) -> dict:
-        "What keys this embedder's cache: its name, `params()` and the input preparation."
-        return {**dict(name=self.name, modality=self.modality, dim=self.dim, sample_rate=self.sample_rate,
-                       image_size=self.image_size, pooling=self.pooling, min_seconds=self.min_seconds), **self.params()}
+# %% ../../nbs/03_embedders.ipynb #e46dc798
+@patch
+def cache_params(self:Embedder) -> dict:
+    "What keys this embedder's cache: its name, `params()` and the input preparation."
+    return {**dict(name=self.name, modality=self.modality, dim=self.dim, sample_rate=self.sample_rate,
+                   image_size=self.image_size, pooling=self.pooling, min_seconds=self.min_seconds), **self.params()}
 
-    def prepare(self, batch:list, # raw inputs (see the notebook's table)
-                ids:list|None=None # names of the items for error messages
-               ) -> tuple[list, dict]:
-        "Prepared inputs and, per preparation step, the names of the items it was applied to."
-        names = _item_names(len(batch), ids)
-        report = dict(resampled=[], downmixed=[], padded=[], converted=[], tiny=[])
-        prepared = []
-        for item, name in zip(batch, names):
-            if self.modality == 'audio':
-                if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                    raise TypeError(f"crossmodal: {self.name}: {name}: audio inputs are (samples, sample_rate) tuples, "
-                                    f"got {type(item).__name__}")
-                samples, done = prepare_audio(item[0], item[1], self.sample_rate, self.min_seconds, f'{self.name}: {name}')
-                for k, v in done.items():
-                    if v: report[k].append(name)
-                prepared.append(samples)
-            elif self.modality == 'image':
-                if isinstance(item, np.ndarray): item = Image.fromarray(item)
-                if not isinstance(item, Image.Image):
-                    raise TypeError(f"crossmodal: {self.name}: {name}: image inputs are PIL images, got {type(item).__name__}")
-                if item.width == 0 or item.height == 0: raise ValueError(f"crossmodal: {self.name}: {name}: the image is empty (0 pixels)")
-                if item.mode != 'RGB': report['converted'].append(name)
-                if min(item.size) < MIN_IMAGE_SIDE: report['tiny'].append(name)
-                img = to_rgb(item)
-                if self.image_size and img.size != (self.image_size, self.image_size):
-                    img = img.resize((self.image_size, self.image_size), Image.LANCZOS)
-                prepared.append(img)
-            elif self.modality == 'text':
-                if not isinstance(item, str) or not item.strip():
-                    raise ValueError(f"crossmodal: {self.name}: {name}: text inputs are non-empty strings, got {item!r}")
-                prepared.append(item)
-            else: raise ValueError(f"crossmodal: {self.name}: unknown modality {self.modality!r}")
-        return prepared, report
+@patch
+def __repr__(self:Embedder):
+    extra = ', '.join(f'{k}={v}' for k, v in [('sample_rate', self.sample_rate), ('image_size', self.image_size),
+                                               ('pooling', self.pooling)] if v is not None)
+    return f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r}, dim={self.dim}{', ' + extra if extra else ''})"
 
-    def check_output(self, out, names:list) -> np.ndarray:
-        "`out` as a C-contiguous float32 `(N, dim)` array; a clear error for a wrong shape or non-finite rows."
-        out = np.asarray(out)
-        if out.shape != (len(names), self.dim):
-            raise ValueError(f"crossmodal: {self.name} returned shape {out.shape} for {len(names)} items; expected "
-                             f"({len(names)}, {self.dim})")
-        if out.dtype.kind != 'f': raise TypeError(f"crossmodal: {self.name} returned dtype {out.dtype}; expected float32")
-        bad = ~np.isfinite(out).all(axis=1)
-        if bad.any():
-            raise ValueError(f"crossmodal: {self.name} returned NaN/inf for {', '.join(np.array(names)[bad][:5])}"
-                             f"{' ...' if bad.sum() > 5 else ''}")
-        return np.ascontiguousarray(out, dtype=np.float32)
+# %% ../../nbs/03_embedders.ipynb #0253fe08
+MIN_IMAGE_SIDE = 16  # pixels: a smaller image is embedded, with a warning (a 1 × 1 PNG is a broken file, not a drawing)
 
-    def embed(self, batch:list, # audio `(samples, sr)` tuples, PIL images, or strings
-              ids:list|None=None # names of the items, used in error messages
-             ) -> np.ndarray:
-        "`(N, dim)` float32 embeddings of `batch`, inputs prepared and checked, output checked."
-        names = _item_names(len(batch), ids)
-        if len(batch) == 0: return np.zeros((0, self.dim), np.float32)
-        prepared, report = self.prepare(batch, names)
-        if report['padded']:
-            warnings.warn(f"crossmodal: {self.name}: zero-padded {len(report['padded'])} clip(s) shorter than "
-                          f"{self.min_seconds} s: {_few(report['padded'])}", stacklevel=2)
-        if report['tiny']:
-            warnings.warn(f"crossmodal: {self.name}: {len(report['tiny'])} image(s) under {MIN_IMAGE_SIDE} px a side, "
-                          f"upscaled from almost nothing: {_few(report['tiny'])}; check the files", stacklevel=2)
-        return self.check_output(self._embed(prepared), names)
+@patch
+def prepare(self:Embedder, batch:list, # raw inputs (see the notebook's table)
+            ids:list|None=None # names of the items for error messages
+           ) -> tuple[list, dict]:
+    "Prepared inputs and, per preparation step, the names of the items it was applied to."
+    names = _item_names(len(batch), ids)
+    report = dict(resampled=[], downmixed=[], padded=[], converted=[], tiny=[])
+    prepared = []
+    for item, name in zip(batch, names):
+        if self.modality == 'audio':
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise TypeError(f"crossmodal: {self.name}: {name}: audio inputs are (samples, sample_rate) tuples, "
+                                f"got {type(item).__name__}")
+            samples, done = prepare_audio(item[0], item[1], self.sample_rate, self.min_seconds, f'{self.name}: {name}')
+            for k, v in done.items():
+                if v: report[k].append(name)
+            prepared.append(samples)
+        elif self.modality == 'image':
+            if isinstance(item, np.ndarray): item = Image.fromarray(item)
+            if not isinstance(item, Image.Image):
+                raise TypeError(f"crossmodal: {self.name}: {name}: image inputs are PIL images, got {type(item).__name__}")
+            if item.width == 0 or item.height == 0: raise ValueError(f"crossmodal: {self.name}: {name}: the image is empty (0 pixels)")
+            if item.mode != 'RGB': report['converted'].append(name)
+            if min(item.size) < MIN_IMAGE_SIDE: report['tiny'].append(name)
+            img = to_rgb(item)
+            if self.image_size and img.size != (self.image_size, self.image_size):
+                img = img.resize((self.image_size, self.image_size), Image.LANCZOS)
+            prepared.append(img)
+        elif self.modality == 'text':
+            if not isinstance(item, str) or not item.strip():
+                raise ValueError(f"crossmodal: {self.name}: {name}: text inputs are non-empty strings, got {item!r}")
+            prepared.append(item)
+        else: raise ValueError(f"crossmodal: {self.name}: unknown modality {self.modality!r}")
+    return prepared, report
 
-    def __repr__(self):
-        extra = ', '.join(f'{k}={v}' for k, v in [('sample_rate', self.sample_rate), ('image_size', self.image_size),
-                                                   ('pooling', self.pooling)] if v is not None)
-        return f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r}, dim={self.dim}{', ' + extra if extra else ''})"
+# %% ../../nbs/03_embedders.ipynb #436fe4f2
+@patch
+def check_output(self:Embedder, out, # what `_embed` returned
+                 names:list # the batch's item names, for the error message
+                ) -> np.ndarray:
+    "`out` as a C-contiguous float32 `(N, dim)` array; a clear error for a wrong shape or non-finite rows."
+    out = np.asarray(out)
+    if out.shape != (len(names), self.dim):
+        raise ValueError(f"crossmodal: {self.name} returned shape {out.shape} for {len(names)} items; expected "
+                         f"({len(names)}, {self.dim})")
+    if out.dtype.kind != 'f': raise TypeError(f"crossmodal: {self.name} returned dtype {out.dtype}; expected float32")
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        raise ValueError(f"crossmodal: {self.name} returned NaN/inf for {', '.join(np.array(names)[bad][:5])}"
+                         f"{' ...' if bad.sum() > 5 else ''}")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+# %% ../../nbs/03_embedders.ipynb #b68c0b17
+@patch
+def embed(self:Embedder, batch:list, # audio `(samples, sr)` tuples, PIL images, or strings
+          ids:list|None=None # names of the items, used in error messages
+         ) -> np.ndarray:
+    "`(N, dim)` float32 embeddings of `batch`, inputs prepared and checked, output checked."
+    names = _item_names(len(batch), ids)
+    if len(batch) == 0: return np.zeros((0, self.dim), np.float32)
+    prepared, report = self.prepare(batch, names)
+    if report['padded']:
+        warnings.warn(f"crossmodal: {self.name}: zero-padded {len(report['padded'])} clip(s) shorter than "
+                      f"{self.min_seconds} s: {_few(report['padded'])}", stacklevel=2)
+    if report['tiny']:
+        warnings.warn(f"crossmodal: {self.name}: {len(report['tiny'])} image(s) under {MIN_IMAGE_SIDE} px a side, "
+                      f"upscaled from almost nothing: {_few(report['tiny'])}; check the files", stacklevel=2)
+    return self.check_output(self._embed(prepared), names)
 
 # %% ../../nbs/03_embedders.ipynb #b1b20b9a
-EMBEDDER_MODULES = ['crossmodal.embedders.classical', 'crossmodal.embedders.text', 'crossmodal.embedders.musicnn', 'crossmodal.pictonet',
-                    'crossmodal.embedders.paper.registry']  # imported lazily; each registers its embedders
-
 EMBEDDER_KINDS = {'descriptor': 'computed from the input alone, no weights',
                   'packaged': 'weights ship with, or are trained by, the package',
                   'paper': "weights are files the user downloads; accepts weights=<file or folder> or weights='random'"}
@@ -189,6 +200,7 @@ class _Entry:
 _REGISTRY: dict = {}  # name -> _Entry
 _MODULE_STATUS: dict = {}  # module name -> None (imported) or the reason it failed
 
+# %% ../../nbs/03_embedders.ipynb #db74811f
 def register(name:str, # registry name, e.g. 'mfcc'
              factory:Callable|None=None, # class or function returning an `Embedder` (None: used as a decorator)
              modality:str|None=None, # 'audio', 'image' or 'text'
@@ -212,6 +224,10 @@ def register(name:str, # registry name, e.g. 'mfcc'
                              check if check is not None else getattr(factory, 'why_not', None), module, kind)
     return factory
 
+# %% ../../nbs/03_embedders.ipynb #e2babbb2
+EMBEDDER_MODULES = ['crossmodal.embedders.classical', 'crossmodal.embedders.text', 'crossmodal.embedders.musicnn', 'crossmodal.embedders.pictonet',
+                    'crossmodal.embedders.paper.registry']  # imported lazily; each registers its embedders
+
 def load_embedder_modules(modules:list|None=None # default: `EMBEDDER_MODULES`
                          ) -> dict:
     "Import the model modules once each (they register their embedders); return {module: None or why it failed}."
@@ -228,6 +244,7 @@ def load_embedder_modules(modules:list|None=None # default: `EMBEDDER_MODULES`
             _MODULE_STATUS[module] = f"importing {module} failed: {type(e).__name__}: {e}"
     return dict(_MODULE_STATUS)
 
+# %% ../../nbs/03_embedders.ipynb #bdd724da
 def _why_not(entry, options:dict|None=None) -> str|None:
     "Why `entry` cannot be built here with `options` (None: it can); its check is given the options it declares."
     if entry.check is None: return None
@@ -237,6 +254,7 @@ def _why_not(entry, options:dict|None=None) -> str|None:
         return entry.check(**{k: v for k, v in (options or {}).items() if takes_any or k in declared})
     except Exception as e: return f"availability check failed: {type(e).__name__}: {e}"
 
+# %% ../../nbs/03_embedders.ipynb #77ae6f71
 def available_embedders(modality:str|None=None # only this modality (None: all)
                        ) -> pd.DataFrame:
     "Every registered embedder (name, modality, dim, summary, available, kind, module, why_not), plus a row per model module that failed to import."
@@ -250,6 +268,7 @@ def available_embedders(modality:str|None=None # only this modality (None: all)
     if modality is not None: table = table[table.modality == modality]
     return table.reset_index(drop=True)
 
+# %% ../../nbs/03_embedders.ipynb #e006aded
 def _entry(name:str) -> _Entry:
     "The registry entry of `name`, importing the model modules first if needed; a clear error for an unknown name."
     if name not in _REGISTRY: load_embedder_modules()
@@ -259,17 +278,7 @@ def _entry(name:str) -> _Entry:
                        + (f". Modules that failed to import: {'; '.join(failed)}" if failed else ''))
     return _REGISTRY[name]
 
-def why_unavailable(name:str, # a registered name
-                    **options # the options it would be built with (a paper model's `weights=`, pictonet's `profile=`, ...)
-                   ) -> str|None:
-    "Why `get_embedder(name, **options)` would fail here for want of packages, weights or data (None: it would not)."
-    return _why_not(_entry(name), options)
-
-def embedder_kind(name:str # a registered name
-                 ) -> str:
-    "Where `name`'s weights come from: 'descriptor', 'packaged' or 'paper' (see `EMBEDDER_KINDS`)."
-    return _entry(name).kind
-
+# %% ../../nbs/03_embedders.ipynb #0264161a
 def get_embedder(name:str, # a registered name, see `available_embedders()`
                  **options # passed to the factory (e.g. `layer='penultimate'`; a paper model's `weights=`)
                 ) -> Embedder:
@@ -283,6 +292,18 @@ def get_embedder(name:str, # a registered name, see `available_embedders()`
     if not all(hasattr(embedder, a) for a in ('embed', 'name', 'modality', 'dim', 'params')):
         raise TypeError(f"crossmodal: factory of {name!r} returned a {type(embedder).__name__}, not an Embedder")
     return embedder
+
+# %% ../../nbs/03_embedders.ipynb #f6931e4b
+def why_unavailable(name:str, # a registered name
+                    **options # the options it would be built with (a paper model's `weights=`, pictonet's `profile=`, ...)
+                   ) -> str|None:
+    "Why `get_embedder(name, **options)` would fail here for want of packages, weights or data (None: it would not)."
+    return _why_not(_entry(name), options)
+
+def embedder_kind(name:str # a registered name
+                 ) -> str:
+    "Where `name`'s weights come from: 'descriptor', 'packaged' or 'paper' (see `EMBEDDER_KINDS`)."
+    return _entry(name).kind
 
 # %% ../../nbs/03_embedders.ipynb #d42706bf
 def validate_embedder(embedder:Embedder|str, # an embedder or a registered name

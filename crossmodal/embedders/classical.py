@@ -21,7 +21,9 @@ AUDIO_STATISTICS = {'mfcc': 20, 'spectral_contrast': 7, 'chroma': 12}  # rows of
 def audio_statistics(samples:np.ndarray, # mono float32 clip
                      sample_rate:int=22050, # its rate
                      features:tuple=('mfcc', 'spectral_contrast', 'chroma'), # which descriptors, in this order
-                     n_fft:int=2048, hop_length:int=512) -> np.ndarray:
+                     n_fft:int=2048, # STFT window, samples
+                     hop_length:int=512 # STFT hop, samples
+                    ) -> np.ndarray:
     "Mean and standard deviation over time of each descriptor's rows, concatenated: `[mean_1..k, std_1..k]` per feature."
     import librosa
     magnitude = np.abs(librosa.stft(samples, n_fft=n_fft, hop_length=hop_length))
@@ -38,16 +40,20 @@ def audio_statistics(samples:np.ndarray, # mono float32 clip
         parts += [frames.mean(axis=1), frames.std(axis=1)]
     return np.concatenate(parts).astype(np.float32)
 
+# %% ../../nbs/03b_classical.ipynb #81161ea1
 class AudioStatistics(Embedder):
     "Mean and standard deviation of classical audio descriptors (librosa)."
     modality, sample_rate, min_seconds, pooling = 'audio', 22050, 0.1, 'mean+std'
     features: tuple = ()
-    def __init__(self, n_fft:int=2048, hop_length:int=512):
+    def __init__(self, n_fft:int=2048, # STFT window, samples
+                 hop_length:int=512 # STFT hop, samples
+                ):
         self.n_fft, self.hop_length = n_fft, hop_length
     def params(self): return dict(features=list(self.features), n_fft=self.n_fft, hop_length=self.hop_length, version=2)
     def _embed(self, batch):
         return np.stack([audio_statistics(x, self.sample_rate, self.features, self.n_fft, self.hop_length) for x in batch])
 
+# %% ../../nbs/03b_classical.ipynb #e1ce0411
 def _statistics_class(name, features, summary):
     cls = type(f'{name.title().replace("_", "")}Embedder', (AudioStatistics,),
                dict(name=name, features=tuple(features), dim=2 * sum(AUDIO_STATISTICS[f] for f in features), __doc__=summary,
@@ -68,14 +74,19 @@ def colour_histogram(img:Image.Image, # RGB image
     counts = np.bincount((rgb[:, 0] * bins + rgb[:, 1]) * bins + rgb[:, 2], minlength=bins ** 3)
     return (counts / counts.sum()).astype(np.float32)
 
+# %% ../../nbs/03b_classical.ipynb #5d7cada8
 def hog_descriptor(img:Image.Image, # RGB image
-                   orientations:int=9, cell:int=8, block:int=2) -> np.ndarray:
+                   orientations:int=9, # orientation bins
+                   cell:int=8, # cell side, pixels
+                   block:int=2 # block side, cells
+                  ) -> np.ndarray:
     "HOG of the grayscale image (scikit-image, L2-Hys blocks)."
     from skimage.feature import hog
     gray = np.asarray(img.convert('L'), dtype=np.float32) / 255
     return hog(gray, orientations=orientations, pixels_per_cell=(cell, cell), cells_per_block=(block, block),
                block_norm='L2-Hys', feature_vector=True).astype(np.float32)
 
+# %% ../../nbs/03b_classical.ipynb #dcb860cc
 class ImageDescriptors(Embedder):
     "HOG and/or colour histogram of a square image."
     modality, image_size, pooling = 'image', 64, None
@@ -93,6 +104,7 @@ class ImageDescriptors(Embedder):
                                    else colour_histogram(img, self.bins) for p in self.parts])
         return np.stack([one(img) for img in batch])
 
+# %% ../../nbs/03b_classical.ipynb #b44c837f
 _HOG_DIM = ((64 // 8) - 2 + 1) ** 2 * 2 * 2 * 9  # blocks per side² × cells per block × orientations = 1764
 
 @register('hog', modality='image', summary='HOG (9 orientations, 8-px cells, 2×2 blocks) of the 64×64 grayscale image, scikit-image')
@@ -102,5 +114,6 @@ class HOGEmbedder(ImageDescriptors): name, parts, dim = 'hog', ('hog',), _HOG_DI
 class ColourHistogramEmbedder(ImageDescriptors): name, parts, dim = 'colour_hist', ('colour',), 64
 ColourHistogramEmbedder.why_not = staticmethod(lambda: None)
 
+# %% ../../nbs/03b_classical.ipynb #24eec5c2
 @register('hog_colour', modality='image', summary='HOG + colour histogram, concatenated — classical image baseline')
 class HOGColourEmbedder(ImageDescriptors): name, parts, dim = 'hog_colour', ('hog', 'colour'), _HOG_DIM + 64

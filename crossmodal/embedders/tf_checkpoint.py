@@ -12,11 +12,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['SSTABLE_MAGIC', 'read_varint', 'proto_fields', 'read_sstable', 'checkpoint_entries', 'read_checkpoint']
 
-# %% ../../nbs/03d_tf_checkpoint.ipynb #d972a67c
-_TF_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-              10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}  # tensorflow DataType enum
-SSTABLE_MAGIC = 0xdb4775248b80fb57
-
+# %% ../../nbs/03d_tf_checkpoint.ipynb #fb2d7d04
 def read_varint(buf:bytes, # the bytes
                 pos:int=0 # where the varint starts
                ) -> tuple[int, int]:
@@ -28,6 +24,7 @@ def read_varint(buf:bytes, # the bytes
         value |= (byte & 0x7F) << shift; shift += 7
         if byte < 0x80: return value, pos
 
+# %% ../../nbs/03d_tf_checkpoint.ipynb #a94f0993
 def proto_fields(buf:bytes # a serialised protobuf message
                 ):
     "Yield `(field number, value)` of a protobuf message: ints for varints, bytes for the other wire types."
@@ -61,6 +58,9 @@ def _block_at(table, handle, path):
     if table[offset + size] != 0: raise ValueError(f"crossmodal: {path}: compressed SSTable blocks are not supported")
     return table[offset:offset + size]
 
+# %% ../../nbs/03d_tf_checkpoint.ipynb #217f3db5
+SSTABLE_MAGIC = 0xdb4775248b80fb57
+
 def read_sstable(path:str|Path # an SSTable file, e.g. a checkpoint's `.index`
                 ) -> dict:
     "Every `{key: value}` (str: bytes) record of an uncompressed LevelDB-format SSTable."
@@ -73,6 +73,10 @@ def read_sstable(path:str|Path # an SSTable file, e.g. a checkpoint's `.index`
     index = _block_at(table, footer[pos:], path)
     return {key.decode(): value for _, handle in _block_records(index)
             for key, value in _block_records(_block_at(table, handle, path))}
+
+# %% ../../nbs/03d_tf_checkpoint.ipynb #c951e628
+_TF_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
+              10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}  # tensorflow DataType enum
 
 def checkpoint_entries(prefix:str|Path # checkpoint prefix (`<prefix>.index` must exist)
                       ) -> dict:
@@ -93,6 +97,7 @@ def checkpoint_entries(prefix:str|Path # checkpoint prefix (`<prefix>.index` mus
         entries[name] = entry
     return entries
 
+# %% ../../nbs/03d_tf_checkpoint.ipynb #03410cd6
 def read_checkpoint(prefix:str|Path, # checkpoint prefix, e.g. `checkpoint_prefix('MTT_musicnn')/''`
                     skip_optimizer:bool=True # leave out Adam slots and `beta*_power`
                    ) -> dict:

@@ -4,25 +4,26 @@
 
 # %% ../../../nbs/02h_audioset.ipynb #b58b0977
 from __future__ import annotations
-import csv, json, math
+import csv, math
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from ...core import content_hash, package_data
+from ...core import content_hash
+from ...ontology import load_audioset_ontology
 from .base import RealDataset, MANIFEST_COLUMNS
 
 # %% auto #0
-__all__ = ['AUDIOSET_SUBSETS', 'WU2021_ROOT_LABELS', 'read_segments_csv', 'load_audioset_ontology', 'descendant_ids', 'clip_name',
-           'sample_second', 'AudioSet']
+__all__ = ['AUDIOSET_SUBSETS', 'WU2021_ROOT_LABELS', 'read_segments_csv', 'descendant_ids', 'clip_name', 'sample_second',
+           'AudioSet']
 
 # %% ../../../nbs/02h_audioset.ipynb #be11de59
 AUDIOSET_SUBSETS = ('balanced_train', 'eval', 'unbalanced_train')
-WU2021_ROOT_LABELS = ('Musical instrument', 'Singing', 'Tools')
 
-def read_segments_csv(path:Path|str) -> pd.DataFrame:
+def read_segments_csv(path:Path|str # one of AudioSet's `*_segments.csv`
+                     ) -> pd.DataFrame:
     "An AudioSet segment CSV as a table: `ytid`, `start_seconds`, `end_seconds`, `label_ids` (list)."
     rows = []
     with open(path, newline='') as f:
@@ -33,18 +34,13 @@ def read_segments_csv(path:Path|str) -> pd.DataFrame:
             rows.append((rec[0], float(rec[1]), float(rec[2]), [l.strip() for l in ','.join(rec[3:]).split(',') if l.strip()]))
     return pd.DataFrame(rows, columns=['ytid', 'start_seconds', 'end_seconds', 'label_ids'])
 
-def load_audioset_ontology(path:Path|str|None=None # the ontology JSON (default: the copy the package ships)
-                          ) -> list:
-    "The AudioSet ontology as its list of nodes (`id`, `name`, `child_ids`, …)."
-    path = Path(path) if path is not None else package_data('audioset', 'ontology.json')
-    if not path.exists():
-        raise FileNotFoundError(f"crossmodal: AudioSet ontology not found at {path}; get ontology.json from the "
-                                "AudioSet ontology repository (github.com/audioset/ontology) and pass its path")
-    return json.loads(path.read_text())
+# %% ../../../nbs/02h_audioset.ipynb #89aa2e17
+WU2021_ROOT_LABELS = ('Musical instrument', 'Singing', 'Tools')
 
 def descendant_ids(ontology:list, # nodes of the AudioSet ontology
                    roots:Iterable=WU2021_ROOT_LABELS, # root names or ids
-                   include_roots:bool=True) -> set:
+                   include_roots:bool=True # count the roots as their own descendants
+                  ) -> set:
     "Ids of every node below `roots` in the ontology (and the roots themselves unless `include_roots=False`)."
     by_id = {n['id']: n for n in ontology}
     by_name = {n['name']: n['id'] for n in ontology}
@@ -60,13 +56,17 @@ def descendant_ids(ontology:list, # nodes of the AudioSet ontology
             if child not in seen: seen.add(child); stack.append(child)
     return seen | set(start) if include_roots else seen - set(start)
 
-def clip_name(ytid:str, start_seconds:float) -> str:
+# %% ../../../nbs/02h_audioset.ipynb #4e90c036
+def clip_name(ytid:str, # the YouTube id
+              start_seconds:float # where the segment starts in the video
+             ) -> str:
     "The file stem of a segment: `<YTID>_<start>` with the start in seconds, no trailing zeros."
     return f"{ytid}_{f'{start_seconds:.3f}'.rstrip('0').rstrip('.')}"
 
 def sample_second(clip:str, # the segment's name
                   n_seconds:int, # whole seconds in the segment
-                  seed:int=0) -> tuple:
+                  seed:int=0 # the loader's seed
+                 ) -> tuple:
     "A second `k` of the segment and a time `u` in [0, 1) inside it, drawn from the clip name and the seed."
     rng = np.random.default_rng(int(content_hash(clip, seed=seed), 16))
     return int(rng.integers(0, max(n_seconds, 1))), float(rng.random())
@@ -84,7 +84,7 @@ class AudioSet(RealDataset):
               "  frames/<YTID>_<start>/<k>.jpg  (a frame from within second k; images='frames')\n"
               "  or video/<YTID>_<start>.mp4     (images='video', needs PyAV to load)")
 
-    def __init__(self, root=None,
+    def __init__(self, root=None, # the AudioSet folder (default `data_home()/'datasets'/audioset`)
                  subsets:Iterable|None=None, # CSVs to read, from AUDIOSET_SUBSETS (None: every one present)
                  label_filter:str|Iterable|None='music', # 'music' (Wu et al.), a set of ontology ids, or None (all)
                  ontology:Path|str|list|None=None, # ontology JSON path or nodes (default: the copy the package ships)
@@ -92,7 +92,8 @@ class AudioSet(RealDataset):
                  images:str='frames', # 'frames' (pre-extracted jpg) or 'video' (mp4, decoded on load)
                  audio_ext:str='.wav', # extension of the audio clips
                  window_seconds:float=1.0, # length of the audio sampled from each segment
-                 **kwargs):
+                 **kwargs # `allow_missing`, `max_items`, `seed` (see `RealDataset`)
+                ):
         super().__init__(root, **kwargs)
         if images not in ('frames', 'video'): raise ValueError(f"crossmodal: images must be 'frames' or 'video', not {images!r}")
         unknown = sorted(set(subsets or ()) - set(AUDIOSET_SUBSETS))
@@ -100,7 +101,8 @@ class AudioSet(RealDataset):
         self.subsets, self.label_filter, self.include_roots = subsets, label_filter, include_roots
         self._ontology, self.images, self.audio_ext, self.window_seconds = ontology, images, audio_ext, window_seconds
 
-    def csv_path(self, subset:str) -> Path: return self.root / f'{subset}_segments.csv'
+    def csv_path(self, subset:str # one of AUDIOSET_SUBSETS
+                ) -> Path: return self.root / f'{subset}_segments.csv'
 
     def chosen_subsets(self) -> list:
         if self.subsets is not None: return list(self.subsets)

@@ -21,10 +21,12 @@ MANIFEST_COLUMNS = ['id', 'path', 'modality', 'labels', 'ontology_ids', 'source'
 
 class MissingDataError(FileNotFoundError):
     "Files a dataset needs are not in its folder; `.missing` lists them relative to the root."
-    def __init__(self, message:str, missing:list):
+    def __init__(self, message:str, # what is missing and where to get it
+                 missing:list): # the missing files, relative to the root
         super().__init__(message)
         self.missing = list(missing)
 
+# %% ../../../nbs/02f_real_datasets.ipynb #83c6c885
 def relative_to(path, # a file
                 root # the folder it should be in
                ) -> str:
@@ -123,7 +125,8 @@ PAPER_DATASETS = {'tinysol': 'tinysol.TinySOL', 'audioset': 'audioset.AudioSet',
 
 def paper_dataset(name:str, # one of PAPER_DATASETS: tinysol, audioset, melon, gtzan, mtg_jamendo
                   root:Path|str|None=None, # the dataset's folder (default `data_home()/'datasets'/<name>`)
-                  **options) -> RealDataset:
+                  **options # the loader's own options (`allow_missing`, `max_items`, `seed`, …)
+                 ) -> RealDataset:
     "The loader of a real dataset by name, built on `root` with its `options`."
     key = name.lower().replace('-', '_')
     if key not in PAPER_DATASETS:
@@ -131,6 +134,8 @@ def paper_dataset(name:str, # one of PAPER_DATASETS: tinysol, audioset, melon, g
     module, cls = PAPER_DATASETS[key].split('.')
     return getattr(importlib.import_module(f'crossmodal.data.real.{module}'), cls)(root, **options)
 
-def dataset_source(profile:str|Profile) -> str:
+# %% ../../../nbs/02f_real_datasets.ipynb #33ca2fca
+def dataset_source(profile:str|Profile # a profile name or Profile
+                  ) -> str:
     "'paper' when the profile runs on the real datasets of this module, else 'studio' (rendered data)."
     return 'paper' if get_profile(profile).comparable_to_paper else 'studio'

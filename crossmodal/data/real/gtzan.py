@@ -21,6 +21,16 @@ GTZAN_AUDIOSET_IDS = {'blues': '/m/0155w', 'classical': '/m/0ggq0m', 'country': 
                       'hiphop': '/m/0glt670', 'jazz': '/m/03_d0', 'metal': '/m/03lty', 'pop': '/m/064t9',
                       'reggae': '/m/06cqb', 'rock': '/m/06by7'}  # Hip hop music, Heavy metal, Pop music, Rock music, …
 
+# %% ../../../nbs/02j_gtzan.ipynb #2c03b629
+def _expand(ranges:str) -> list:
+    "'1 3-5' -> [1, 3, 4, 5]."
+    out = []
+    for part in ranges.split():
+        lo, _, hi = part.partition('-')
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+# %% ../../../nbs/02j_gtzan.ipynb #acb63e08
 GTZAN_FAULT_FILTERED = {  # Kereliuk et al. 2015 split: split -> genre -> excerpt numbers (a-b inclusive)
     'train': {'blues': '29-49 73-97', 'classical': '30-33 43-48 50-67 80-99', 'country': '19-26 28-29 65-99',
               'disco': '5 15-20 22-37 39-45 47 49 53-54 56-57 59 61 70 73-74 89',
@@ -38,15 +48,9 @@ GTZAN_FAULT_FILTERED = {  # Kereliuk et al. 2015 split: split -> genre -> excerp
              'metal': '12-15 22-23 25-33 38-39 67 70 73-75 78 83 85 87-88', 'pop': '0-1 13-14 43 63-66 69-79 82 88-96',
              'reggae': '34-40 46-48 52-53 64-68 71 79 82-84 87-90', 'rock': '10-15 27-37 39-48 86-90'},
 }
-GTZAN_SPLIT_FILES = {'train': 'train_filtered.txt', 'validation': 'valid_filtered.txt', 'test': 'test_filtered.txt'}
 
-def _expand(ranges:str) -> list:
-    "'1 3-5' -> [1, 3, 4, 5]."
-    out = []
-    for part in ranges.split():
-        lo, _, hi = part.partition('-')
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
+# %% ../../../nbs/02j_gtzan.ipynb #b1c435a6
+GTZAN_SPLIT_FILES = {'train': 'train_filtered.txt', 'validation': 'valid_filtered.txt', 'test': 'test_filtered.txt'}
 
 def gtzan_fault_filtered_split(split_dir:Path|str|None=None # folder with train/valid/test_filtered.txt (None: built in)
                               ) -> dict:
@@ -75,9 +79,11 @@ class GTZAN(RealDataset):
     where = ("the GTZAN Genre Collection (Tzanetakis & Cook 2002; marsyas.info, 'genres.tar.gz')")
     layout = ("  genres/<genre>/<genre>.000NN.au   (or .wav; a genres_original/ folder is accepted too)")
 
-    def __init__(self, root=None, split:str='fault_filtered', # 'fault_filtered' or 'all'
+    def __init__(self, root=None, # the GTZAN folder (default `data_home()/'datasets'/gtzan`)
+                 split:str='fault_filtered', # 'fault_filtered' or 'all'
                  split_dir:Path|str|None=None, # folder with user-provided train/valid/test_filtered.txt
-                 **kwargs):
+                 **kwargs # `allow_missing`, `max_items`, `seed` (see `RealDataset`)
+                ):
         super().__init__(root, **kwargs)
         if split not in ('fault_filtered', 'all'): raise ValueError(f"crossmodal: split must be 'fault_filtered' or 'all', not {split!r}")
         self.split, self.split_dir = split, split_dir

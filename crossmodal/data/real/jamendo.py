@@ -15,10 +15,8 @@ from .base import RealDataset
 __all__ = ['JAMENDO_SUBSETS', 'JAMENDO_SPLITS', 'read_jamendo_tsv', 'MTGJamendo']
 
 # %% ../../../nbs/02k_jamendo.ipynb #36c69da9
-JAMENDO_SUBSETS = ('autotagging', 'autotagging_genre', 'autotagging_instrument', 'autotagging_moodtheme', 'autotagging_top50tags')
-JAMENDO_SPLITS = ('train', 'validation', 'test')
-
-def read_jamendo_tsv(path:Path|str) -> pd.DataFrame:
+def read_jamendo_tsv(path:Path|str # a subset's or a split's TSV
+                    ) -> pd.DataFrame:
     "An MTG-Jamendo metadata TSV: `track_id`, `artist_id`, `album_id`, `path`, `duration`, `tags` (list)."
     rows = []
     with open(path, newline='') as f:
@@ -33,6 +31,11 @@ def read_jamendo_tsv(path:Path|str) -> pd.DataFrame:
             rows.append((rec[0], rec[1], rec[2], rec[3], float(rec[4]), [t for t in rec[5:] if t]))
     return pd.DataFrame(rows, columns=['track_id', 'artist_id', 'album_id', 'path', 'duration', 'tags'])
 
+# %% ../../../nbs/02k_jamendo.ipynb #c85b9fee
+JAMENDO_SUBSETS = ('autotagging', 'autotagging_genre', 'autotagging_instrument', 'autotagging_moodtheme', 'autotagging_top50tags')
+
+JAMENDO_SPLITS = ('train', 'validation', 'test')
+
 class MTGJamendo(RealDataset):
     "MTG-Jamendo auto-tagging subsets with their official splits."
     name, title = 'mtg_jamendo', 'MTG-Jamendo'
@@ -42,10 +45,12 @@ class MTGJamendo(RealDataset):
              "Bogdanov et al., ML4MD @ ICML 2019, hdl.handle.net/10230/42015)")
     AUDIO = {'mp3': ('audio', '.mp3', 'audio'), 'low': ('audio-low', '.low.mp3', 'audio'), 'npy': ('melspecs', '.npy', 'mel')}
 
-    def __init__(self, root=None, subset:str='autotagging_moodtheme', # one of JAMENDO_SUBSETS
+    def __init__(self, root=None, # the dataset's folder (default `data_home()/'datasets'/mtg_jamendo`)
+                 subset:str='autotagging_moodtheme', # one of JAMENDO_SUBSETS
                  split_number:int=0, # which official split, 0-4
                  audio:str='mp3', # 'mp3' (audio/), 'low' (audio-low/, .low.mp3) or 'npy' (melspecs/)
-                 **kwargs):
+                 **kwargs # `allow_missing`, `max_items`, `seed` (see `RealDataset`)
+                ):
         super().__init__(root, **kwargs)
         if subset not in JAMENDO_SUBSETS: raise ValueError(f"crossmodal: unknown MTG-Jamendo subset {subset!r}; choose from {JAMENDO_SUBSETS}")
         if split_number not in range(5): raise ValueError(f"crossmodal: split_number must be 0-4, got {split_number}")
@@ -57,7 +62,8 @@ class MTGJamendo(RealDataset):
 
     def data_dir(self) -> Path: return self.root / 'data' if (self.root / 'data').is_dir() else self.root
 
-    def split_path(self, split:str) -> Path:
+    def split_path(self, split:str # 'train', 'validation' or 'test'
+                  ) -> Path:
         return self.data_dir() / 'splits' / f'split-{self.split_number}' / f'{self.subset}-{split}.tsv'
 
     def metadata_files(self):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from .base import RealDataset, relative_to
 from ...core import few
@@ -27,8 +28,10 @@ class Melon(RealDataset):
               "  arena_mel/<song id // 1000>/<song id>.npy   (the arena_mel archives unpacked)")
     PLAYLIST_FILES = ('train', 'val', 'test')
 
-    def __init__(self, root=None, genres:str='detailed', # 'detailed' (song_gn_dtl_gnr_basket) or 'major'
-                 **kwargs):
+    def __init__(self, root=None, # the release's folder (default `data_home()/'datasets'/melon`)
+                 genres:str='detailed', # 'detailed' (song_gn_dtl_gnr_basket) or 'major'
+                 **kwargs # `allow_missing`, `max_items`, `seed` (see `RealDataset`)
+                ):
         super().__init__(root, **kwargs)
         if genres not in ('detailed', 'major'): raise ValueError(f"crossmodal: genres must be 'detailed' or 'major', not {genres!r}")
         self.genres = genres
@@ -36,7 +39,8 @@ class Melon(RealDataset):
     def metadata_files(self):
         return [self.root / 'song_meta.json', self.root / 'genre_gn_all.json', self.root / 'arena_mel']
 
-    def mel_path(self, song_id:int) -> Path: return self.root / 'arena_mel' / str(int(song_id) // 1000) / f'{int(song_id)}.npy'
+    def mel_path(self, song_id:int # a song's id in song_meta.json
+                ) -> Path: return self.root / 'arena_mel' / str(int(song_id) // 1000) / f'{int(song_id)}.npy'
 
     def _items(self):
         songs = json.loads((self.root / 'song_meta.json').read_text())
@@ -68,21 +72,24 @@ class Melon(RealDataset):
                   f"under arena_mel/ (the full release has 649,091); the {int((~present).sum())} without one are left out")
         return self._cap(items[present]).reset_index(drop=True)
 
-    def playlists(self) -> pd.DataFrame:
-        "Every playlist of train/val/test.json: `id`, `title`, `songs` (song ids as str), `tags`, `file`."
-        missing = [f'{n}.json' for n in self.PLAYLIST_FILES if not (self.root / f'{n}.json').exists()]
-        if missing: raise self._missing_error('metadata', missing)
-        rows = []
-        for n in self.PLAYLIST_FILES:
-            for p in json.loads((self.root / f'{n}.json').read_text()):
-                rows.append(dict(id=str(p['id']), title=p.get('plylst_title', ''), songs=[str(s) for s in p.get('songs', [])],
-                                 tags=list(p.get('tags', [])), like_cnt=p.get('like_cnt'), updt_date=p.get('updt_date'), file=n))
-        return pd.DataFrame(rows)
+# %% ../../../nbs/02i_melon.ipynb #e43f3f30
+@patch
+def playlists(self:Melon) -> pd.DataFrame:
+    "Every playlist of train/val/test.json: `id`, `title`, `songs` (song ids as str), `tags`, `file`."
+    missing = [f'{n}.json' for n in self.PLAYLIST_FILES if not (self.root / f'{n}.json').exists()]
+    if missing: raise self._missing_error('metadata', missing)
+    rows = []
+    for n in self.PLAYLIST_FILES:
+        for p in json.loads((self.root / f'{n}.json').read_text()):
+            rows.append(dict(id=str(p['id']), title=p.get('plylst_title', ''), songs=[str(s) for s in p.get('songs', [])],
+                             tags=list(p.get('tags', [])), like_cnt=p.get('like_cnt'), updt_date=p.get('updt_date'), file=n))
+    return pd.DataFrame(rows)
 
 # %% ../../../nbs/02i_melon.ipynb #934f2a97
 def split_by_primary_label(manifest:pd.DataFrame, # a manifest with `labels`
                            fractions:dict={'train': 0.8, 'validation': 0.1, 'test': 0.1}, # split -> share
-                           seed:int=0) -> pd.DataFrame:
+                           seed:int=0 # seed of the shuffles
+                          ) -> pd.DataFrame:
     "A copy of `manifest` with `split` set by a seeded cut of each first-label group."
     if not math.isclose(sum(fractions.values()), 1.0): raise ValueError(f"crossmodal: fractions must sum to 1, got {fractions}")
     rng = np.random.default_rng(seed)

@@ -22,6 +22,7 @@ def _column(df:pd.DataFrame, names:tuple, what:str, source:str) -> str:
     raise ValueError(f"crossmodal: {source} has no {what} column (looked for {', '.join(map(repr, names))}; "
                      f"found {', '.join(map(repr, df.columns))})")
 
+# %% ../../../nbs/02g_tinysol.ipynb #5e035d8c
 def _tinysol_class_ids(names:Iterable, source:str) -> dict:
     "TinySOL full instrument name -> AudioSet ids, from the project's class table; a clear error for a name it lacks."
     from crossmodal.ontology import instrument_classes
@@ -32,6 +33,7 @@ def _tinysol_class_ids(names:Iterable, source:str) -> dict:
                                  "(crossmodal.ontology.instrument_classes); add a row there with their AudioSet ids")
     return {n: list(by_name[n]) for n in set(names)}
 
+# %% ../../../nbs/02g_tinysol.ipynb #10b9f3c3
 class TinySOL(RealDataset):
     "TinySOL: isolated notes of 14 instruments, with the official 5-fold split."
     name, title = 'tinysol', 'TinySOL'

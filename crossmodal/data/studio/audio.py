@@ -17,14 +17,10 @@ from ..manifest import SILENCE_PEAK, damage_note, damaged_files, reuse_render
 from .instruments import find_soundfont, plan_audio
 
 # %% auto #0
-__all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'MIN_ITEMS_FOR_PROCESSES', 'MANIFEST_COLUMNS', 'RENDER_STAGE',
+__all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'MANIFEST_COLUMNS', 'RENDER_STAGE', 'MIN_ITEMS_FOR_PROCESSES',
            'SoundFontSynth', 'audio_folder', 'read_manifest', 'render_studio_audio', 'tinysol_metadata']
 
 # %% ../../../nbs/02b_studio_audio.ipynb #5858c135
-BLOCK = 64  # FluidSynth renders in blocks of 64 samples; events start on block boundaries
-SYNTH_GAIN = 0.5  # synth.gain: the loudest studio clips (ff drums) peak near -6 dBFS, none clips
-CLIP_PEAK = 0.999  # a clip reaching this peak would clip in 16-bit PCM
-
 def _fluidsynth():
     "The pyfluidsynth module, or a clear error naming what to install."
     try: import fluidsynth
@@ -32,6 +28,11 @@ def _fluidsynth():
         raise ImportError(f"crossmodal: pyfluidsynth or libfluidsynth is missing ({e}); install them with "
                           "`pip install pyfluidsynth` and `sudo apt-get install libfluidsynth3`") from e
     return fluidsynth
+
+# %% ../../../nbs/02b_studio_audio.ipynb #34a6bf05
+BLOCK = 64  # FluidSynth renders in blocks of 64 samples; events start on block boundaries
+SYNTH_GAIN = 0.5  # synth.gain: the loudest studio clips (ff drums) peak near -6 dBFS, none clips
+CLIP_PEAK = 0.999  # a clip reaching this peak would clip in 16-bit PCM
 
 class SoundFontSynth:
     "One FluidSynth synthesizer with one SoundFont loaded, reused for every clip."
@@ -47,7 +48,9 @@ class SoundFontSynth:
                                ('lbuf', c_void_p, 1), ('loff', c_int, 1), ('lincr', c_int, 1),
                                ('rbuf', c_void_p, 1), ('roff', c_int, 1), ('rincr', c_int, 1))
 
-    def preset_name(self, bank:int, program:int) -> str|None:
+    def preset_name(self, bank:int, # GM bank (128: drum kits)
+                    program:int # GM program, 0-based
+                   ) -> str|None:
         "The SoundFont's name for a preset, or None when it has none."
         return self.synth.sfpreset_name(self.sfid, bank, program)
 
@@ -57,8 +60,11 @@ class SoundFontSynth:
         return buf
 
     def render(self, notes:list, # `[onset s, duration s, pitch, velocity]` per note
-               bank:int, program:int, channel:int, # GM bank (128: drum kits), program, MIDI channel (9 = GM channel 10)
-               seconds:float) -> np.ndarray:
+               bank:int, # GM bank (128: drum kits)
+               program:int, # GM program, 0-based
+               channel:int, # MIDI channel (9 = GM channel 10)
+               seconds:float # the clip's length
+              ) -> np.ndarray:
         "A mono float32 clip `seconds` long playing `notes` with one preset (played twice, the first pass discarded)."
         if self.synth.program_select(channel, self.sfid, bank, program) != 0:
             raise KeyError(f"{self.path.name} has no preset bank {bank} program {program}")
@@ -86,9 +92,6 @@ class SoundFontSynth:
     def close(self): self.synth.delete()
 
 # %% ../../../nbs/02b_studio_audio.ipynb #34cc633c
-RENDER_VERSION = 2  # bump when a change to the renderer changes the audio
-MIN_ITEMS_FOR_PROCESSES = 400  # smaller renders stay in this process
-
 _progress_queue = None
 def _init_worker(queue):
     global _progress_queue; _progress_queue = queue
@@ -117,6 +120,7 @@ def _render_soundfont(sf:str, items:list, out_root:str, sample_rate:int, clip_se
     finally: synth.close()
     return statuses
 
+# %% ../../../nbs/02b_studio_audio.ipynb #82dfe00f
 def _remove_stale_parts(folder):
     "Delete temporary folders of renders whose process has died (an interrupted run or repair leaves one behind)."
     for part in [*folder.parent.glob(f'.{folder.name}.part-*'), *folder.parent.glob(f'.{folder.name}.old-*')]:
@@ -124,6 +128,7 @@ def _remove_stale_parts(folder):
         except (ProcessLookupError, ValueError): shutil.rmtree(part, ignore_errors=True)
         except PermissionError: pass  # alive, owned by someone else
 
+# %% ../../../nbs/02b_studio_audio.ipynb #bf963857
 def _move_into_place(tmp, folder, force):
     "Rename the finished `tmp` to `folder`; if another process finished the same render first, keep theirs."
     if folder.exists():
@@ -135,11 +140,18 @@ def _move_into_place(tmp, folder, force):
         if not (folder / '.done').exists(): raise
         shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../../../nbs/02b_studio_audio.ipynb #df38026a
+RENDER_VERSION = 2  # bump when a change to the renderer changes the audio
+
 def _soundfont_identity(sf):
     path = find_soundfont(sf)
     return dict(name=sf, file=path.name, size=path.stat().st_size)
 
-def audio_folder(profile:str|Profile='tiny', seed:int=0, instruments=None, root=None) -> Path:
+def audio_folder(profile:str|Profile='tiny', # profile name or Profile: its plan, SoundFonts, rate and clip length
+                 seed:int=0, # the plan's seed
+                 instruments=None, # restrict to these instrument names; None: all
+                 root=None # parent folder of renders (default `data_home()/'studio'`)
+                ) -> Path:
     "Where `render_studio_audio` puts (or finds) this render: `<root>/<profile>-<content key>`."
     P = get_profile(profile)
     plan = plan_audio(P, seed, instruments)
@@ -174,7 +186,7 @@ def read_manifest(folder:str|Path, # a finished render folder
 # %% ../../../nbs/02b_studio_audio.ipynb #c23de563
 RENDER_STAGE = 'render studio audio'  # its name in the run's cache-use table
 
-def _rerender_clips(folder:Path, manifest:pd.DataFrame, bad:list, P:Profile) -> bool:
+def _rerender_clips(folder:Path, manifest:pd.DataFrame, bad:list, sample_rate:int, clip_seconds:float) -> bool:
     "Render the clips at `bad` paths again and move them into `folder`; False (nothing moved) if one differs from its SHA-256."
     _remove_stale_parts(folder)
     tmp = folder.with_name(f'.{folder.name}.part-{os.getpid()}')
@@ -182,7 +194,7 @@ def _rerender_clips(folder:Path, manifest:pd.DataFrame, bad:list, P:Profile) -> 
     try:
         rows = manifest[manifest.path.isin(bad)]
         for sf, items in rows.groupby('source', sort=False):  # the manifest row holds everything the renderer needs
-            _render_soundfont(sf, items.to_dict('records'), str(tmp), P.audio_sample_rate, P.clip_seconds)
+            _render_soundfont(sf, items.to_dict('records'), str(tmp), sample_rate, clip_seconds)
         if damaged_files(tmp, rows): return False
         for p in rows.path:
             (folder / p).parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +203,8 @@ def _rerender_clips(folder:Path, manifest:pd.DataFrame, bad:list, P:Profile) -> 
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
 # %% ../../../nbs/02b_studio_audio.ipynb #4242737e
+MIN_ITEMS_FOR_PROCESSES = 400  # smaller renders stay in this process
+
 def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, SoundFonts, rate, clip length
                         seed:int=0, # same seed: identical manifest and identical WAV bytes
                         instruments=None, # restrict to these instrument names; None: every studio and TinySOL-like one
@@ -203,7 +217,7 @@ def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: s
     P = get_profile(profile)
     folder = audio_folder(P, seed, instruments, root)
     if (folder / '.done').exists() and not force:
-        reused = reuse_render(folder, read_manifest, lambda m, bad: _rerender_clips(folder, m, bad, P), 'clips', RENDER_STAGE, 'a SoundFont')
+        reused = reuse_render(folder, read_manifest, lambda m, bad: _rerender_clips(folder, m, bad, P.audio_sample_rate, P.clip_seconds), 'clips', RENDER_STAGE, 'a SoundFont')
         if reused is not None:
             manifest, bad = reused
             manifest.attrs['summary'].update(cached=True, rerendered=manifest.id[manifest.path.isin(bad)].tolist())

@@ -19,7 +19,7 @@ from ...core import assets_dir
 __all__ = ['IMAGE_SETS', 'INSTRUMENT_EMOJI', 'NAMED_DRAWINGS', 'DRAWING_ONLY_CLASSES', 'DRAWING_COLUMNS', 'EMOJI_SETS',
            'ImageSet', 'set_path', 'attribution_table', 'image_classes', 'ontology_ids', 'normalize_hexcode', 'slugify',
            'iconify_names', 'find_emoji', 'list_instrument_drawings', 'class_set_counts', 'usable_classes',
-           'CorruptDrawing', 'iconify_svg', 'autocrop', 'pad_to_square', 'render_drawing', 'cldr_emoji',
+           'CorruptDrawing', 'autocrop', 'pad_to_square', 'iconify_svg', 'render_drawing', 'cldr_emoji',
            'list_pictograms', 'pictogram_coverage']
 
 # %% ../../../nbs/02c_drawings.ipynb #7efdceaf
@@ -32,9 +32,9 @@ class ImageSet:
     location: str       # font file or folder; npm ones relative to `assets_dir()`
     package: str        # what to install when it is missing
     installer: str      # 'apt' or 'npm'
-    author: str
+    author: str         # who made the drawings (per set; per drawing for OpenMoji and openclipart)
     licence: str        # SPDX id where one exists
-    url: str
+    url: str            # the set's home page
 
 IMAGE_SETS = {s.name: s for s in [
     ImageSet('noto', 'noto', 'font', '/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf', 'fonts-noto-color-emoji', 'apt',
@@ -61,6 +61,7 @@ IMAGE_SETS = {s.name: s for s in [
              'game-icons.net contributors (Lorc, Delapouite and others)', 'CC-BY-3.0', 'https://game-icons.net'),
 ]}
 
+# %% ../../../nbs/02c_drawings.ipynb #56c266bf
 def set_path(name:str # a key of `IMAGE_SETS`
             ) -> Path:
     "The installed font file or folder of set `name`; a clear error naming the package when it is missing."
@@ -74,6 +75,7 @@ def set_path(name:str # a key of `IMAGE_SETS`
                                 f"{s.package!r}: {hint}")
     return path
 
+# %% ../../../nbs/02c_drawings.ipynb #bbc36b1d
 def attribution_table(sets:list|None=None # set names (default: all)
                      ) -> pd.DataFrame:
     "One row per set: family, package, author, licence, url (the attribution written next to the images)."
@@ -114,6 +116,7 @@ NAMED_DRAWINGS = {  # set -> {file stem or icon name: project class}, chosen by 
                     'xylophone_ganson': 'xylophone'},
 }
 
+# %% ../../../nbs/02c_drawings.ipynb #187ce6bd
 DRAWING_ONLY_CLASSES = {  # drawing classes outside the project's class table -> AudioSet ids (checked below)
     'bagpipes': ['/m/0192l'], 'drum': ['/m/026t6'], 'drum kit': ['/m/02hnl'], 'gong': ['/m/0mbct'], 'harp': ['/m/03m5k'],
     'long drum': ['/m/026t6'], 'maracas': ['/m/0xzly'], 'postal horn': ['/m/01kcd'], 'tambourine': ['/m/07brj'],
@@ -143,31 +146,37 @@ def normalize_hexcode(code:str|int # '1F3BB', '1f399-fe0f', or an int code point
     parts = [p.upper() for p in re.split(r'[-_ ]', code.strip()) if p]
     return '-'.join(p for p in parts if p != 'FE0F')
 
-def slugify(text:str) -> str:
+def slugify(text:str # a name, e.g. a CLDR annotation
+           ) -> str:
     "Kebab-case name the way Iconify names emoji: 'musical keyboard' -> 'musical-keyboard'."
     text = unicodedata.normalize('NFKD', text).encode('ascii', 'ignore').decode()
     return re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-')
 
+# %% ../../../nbs/02c_drawings.ipynb #9bda8cc3
 @lru_cache(maxsize=None)
 def _font_cmap(path:str) -> frozenset:
     from fontTools.ttLib import TTFont
     return frozenset(TTFont(path, lazy=True).getBestCmap())
 
-@lru_cache(maxsize=None)
-def _iconify(path:str) -> dict:
-    return json.loads((Path(path) / 'icons.json').read_text())
-
+# %% ../../../nbs/02c_drawings.ipynb #d3da3dc1
 @lru_cache(maxsize=None)
 def _svg_files(path:str) -> dict:
     "normalized hexcode (or file stem for non-emoji folders) -> file name"
     return {normalize_hexcode(f[:-4]) if re.fullmatch(r'[0-9a-fA-F]{2,6}([-_][0-9a-fA-F]{2,6})*', f[:-4]) else f[:-4]: f
             for f in sorted(os.listdir(path)) if f.endswith('.svg')}
 
-def iconify_names(setname:str) -> set:
+# %% ../../../nbs/02c_drawings.ipynb #abe32cfb
+@lru_cache(maxsize=None)
+def _iconify(path:str) -> dict:
+    return json.loads((Path(path) / 'icons.json').read_text())
+
+def iconify_names(setname:str # an Iconify set of `IMAGE_SETS`
+                 ) -> set:
     "Every icon name (aliases included) of an Iconify set."
     data = _iconify(str(set_path(setname)))
     return set(data['icons']) | set(data.get('aliases', {}))
 
+# %% ../../../nbs/02c_drawings.ipynb #373eb248
 def find_emoji(setname:str, # a key of `IMAGE_SETS` (an emoji set)
                code:int|str, # code point or hex sequence
                annotation:str=''): # CLDR annotation, used to find icons by name in Iconify sets
@@ -196,6 +205,7 @@ def _openclipart_author(path:Path) -> str:
     m = re.search(r'<dc:creator>.*?<dc:title>\s*([^<]*?)\s*</dc:title>', text, re.S)
     return m.group(1) if m else ''
 
+# %% ../../../nbs/02c_drawings.ipynb #9a976f64
 DRAWING_COLUMNS = ['drawing_id', 'source', 'design_family', 'label', 'name', 'codepoint', 'ref', 'author', 'licence']
 
 def list_instrument_drawings(sets:list|None=None # set names (default: all of `IMAGE_SETS`)
@@ -243,6 +253,28 @@ def usable_classes(drawings:pd.DataFrame, # from `list_instrument_drawings`
 class CorruptDrawing(ValueError):
     "A drawing that cannot be rendered (unreadable SVG or font glyph, or an empty image)."
 
+def autocrop(img:Image.Image, # RGBA drawing
+             alpha_threshold:int=8, # pixels at most this opaque are background
+             white_threshold:int=248 # opaque pixels this close to white are background too
+            ) -> Image.Image:
+    "Crop `img` to the bounding box of its non-background pixels; a CorruptDrawing error if there are none."
+    arr = np.asarray(img.convert('RGBA'))
+    ink = (arr[..., 3] > alpha_threshold) & ~(arr[..., :3] >= white_threshold).all(-1)
+    if not ink.any(): raise CorruptDrawing("the drawing is empty (no non-background pixel)")
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    return img.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+
+# %% ../../../nbs/02c_drawings.ipynb #b6c56c22
+def pad_to_square(img:Image.Image, # RGBA drawing
+                  margin:float=0.04 # free border on each side, as a fraction of the side
+                 ) -> Image.Image:
+    "Centre `img` on a transparent square canvas with `margin` left free on each side."
+    side = int(round(max(img.size) / (1 - 2 * margin)))
+    canvas = Image.new('RGBA', (side, side), (0, 0, 0, 0))
+    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return canvas
+
+# %% ../../../nbs/02c_drawings.ipynb #7efa2c42
 def iconify_svg(setname:str, # an Iconify set of `IMAGE_SETS`
                 name:str # icon name (aliases are followed)
                ) -> bytes:
@@ -257,26 +289,6 @@ def iconify_svg(setname:str, # an Iconify set of `IMAGE_SETS`
     body = icon['body'].replace('currentColor', '#000000')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{width}" '
             f'height="{height}" viewBox="{left} {top} {width} {height}">{body}</svg>').encode()
-
-def autocrop(img:Image.Image, # RGBA drawing
-             alpha_threshold:int=8, # pixels at most this opaque are background
-             white_threshold:int=248 # opaque pixels this close to white are background too
-            ) -> Image.Image:
-    "Crop `img` to the bounding box of its non-background pixels; a CorruptDrawing error if there are none."
-    arr = np.asarray(img.convert('RGBA'))
-    ink = (arr[..., 3] > alpha_threshold) & ~(arr[..., :3] >= white_threshold).all(-1)
-    if not ink.any(): raise CorruptDrawing("the drawing is empty (no non-background pixel)")
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    return img.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-
-def pad_to_square(img:Image.Image, # RGBA drawing
-                  margin:float=0.04 # free border on each side, as a fraction of the side
-                 ) -> Image.Image:
-    "Centre `img` on a transparent square canvas with `margin` left free on each side."
-    side = int(round(max(img.size) / (1 - 2 * margin)))
-    canvas = Image.new('RGBA', (side, side), (0, 0, 0, 0))
-    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
-    return canvas
 
 # %% ../../../nbs/02c_drawings.ipynb #95b960ef
 def _cairosvg():
@@ -293,6 +305,7 @@ def _svg_to_png(svg:bytes, px:int) -> Image.Image:
     png = cairosvg.svg2png(bytestring=svg, output_width=px)  # height follows the aspect ratio
     return Image.open(io.BytesIO(png)).convert('RGBA')
 
+# %% ../../../nbs/02c_drawings.ipynb #7229f1dd
 def _render_svg(svg:bytes, px:int) -> Image.Image:
     img = _svg_to_png(svg, px)
     side = max(autocrop(img).size)
@@ -300,6 +313,7 @@ def _render_svg(svg:bytes, px:int) -> Image.Image:
         img = _svg_to_png(svg, min(int(px * px / side) + 1, 8 * px))
     return autocrop(img)
 
+# %% ../../../nbs/02c_drawings.ipynb #c08bd77f
 @lru_cache(maxsize=8)
 def _font(path:str, size:int):
     return ImageFont.truetype(path, size=size, layout_engine=ImageFont.Layout.BASIC)
@@ -312,6 +326,7 @@ def _render_glyph(path:str, char:str, px:int, color:bool) -> Image.Image:
                                 **({} if color else {'fill': (0, 0, 0, 255)}))
     return autocrop(canvas)
 
+# %% ../../../nbs/02c_drawings.ipynb #6fc6bd80
 def render_drawing(source:str, # set name, a key of `IMAGE_SETS`
                    ref:str, # how to find the drawing: a character (fonts), an SVG path, or an icon name (Iconify)
                    px:int=256 # side of the returned square, pixels
@@ -328,8 +343,6 @@ def render_drawing(source:str, # set name, a key of `IMAGE_SETS`
     return pad_to_square(img).resize((px, px), Image.LANCZOS)
 
 # %% ../../../nbs/02c_drawings.ipynb #4f236ded
-EMOJI_SETS = tuple(s.name for s in IMAGE_SETS.values() if s.name not in NAMED_DRAWINGS)
-
 def cldr_emoji() -> pd.DataFrame:
     "The CLDR emoji list as OpenMoji ships it: hexcode (normalized), emoji, annotation, group, subgroup."
     rows = [dict(hexcode=normalize_hexcode(r['hexcode']), emoji=r['emoji'], annotation=r['annotation'],
@@ -337,6 +350,9 @@ def cldr_emoji() -> pd.DataFrame:
             for r in _openmoji_data()
             if not r['skintone'] and r['group'] not in ('component', 'extras-openmoji', 'extras-unicode')]
     return pd.DataFrame(rows).drop_duplicates('hexcode').reset_index(drop=True)
+
+# %% ../../../nbs/02c_drawings.ipynb #fee8996b
+EMOJI_SETS = tuple(s.name for s in IMAGE_SETS.values() if s.name not in NAMED_DRAWINGS)
 
 def list_pictograms(sets:tuple=EMOJI_SETS, # emoji sets to search
                     exclude_subgroups:tuple=('musical-instrument',), # CLDR subgroups left out
@@ -356,6 +372,7 @@ def list_pictograms(sets:tuple=EMOJI_SETS, # emoji sets to search
                                  annotation=e.annotation, group=e.group, subgroup=e.subgroup, ref=ref))
     return pd.DataFrame(rows)
 
+# %% ../../../nbs/02c_drawings.ipynb #39aecade
 def pictogram_coverage(pictograms:pd.DataFrame # from `list_pictograms`
                       ) -> pd.Series:
     "How many code points are drawn by at least 1, 2, 3, ... sets (and design families)."

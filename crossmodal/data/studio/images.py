@@ -17,15 +17,19 @@ from .drawings import (CorruptDrawing, IMAGE_SETS, attribution_table, image_clas
                                             ontology_ids, render_drawing, slugify, usable_classes)
 
 # %% auto #0
-__all__ = ['TEST_FAMILIES', 'VALID_FAMILIES', 'IMAGES_FORMAT_VERSION', 'RENDER_STAGE', 'MANIFEST_COLUMNS', 'augmentation_rng',
+__all__ = ['TEST_FAMILIES', 'VALID_FAMILIES', 'IMAGES_FORMAT_VERSION', 'MANIFEST_COLUMNS', 'RENDER_STAGE', 'augmentation_rng',
            'random_background', 'jitter_colours', 'drawing_luminance', 'augment', 'family_split', 'assign_splits',
-           'select_drawings', 'images_dir', 'read_manifest', 'render_images', 'render_log']
+           'images_dir', 'select_drawings', 'read_manifest', 'render_log', 'render_images']
 
 # %% ../../../nbs/02d_studio_images.ipynb #97f3a3c8
-def augmentation_rng(seed:int, drawing_id:str, index:int) -> np.random.Generator:
+def augmentation_rng(seed:int, # the render's seed
+                     drawing_id:str, # e.g. 'twemoji:violin'
+                     index:int # the variant
+                    ) -> np.random.Generator:
     "The generator of variant `index` of `drawing_id` under `seed` (independent of render order)."
     return np.random.default_rng([seed, zlib.crc32(drawing_id.encode()), index])
 
+# %% ../../../nbs/02d_studio_images.ipynb #090a1678
 def _luminance(rgb) -> float: return float(np.dot(rgb, [0.299, 0.587, 0.114]))
 
 def _colour(rng, avoid:float|None=None, min_gap:float=60.0):
@@ -35,6 +39,7 @@ def _colour(rng, avoid:float|None=None, min_gap:float=60.0):
         if avoid is None or abs(_luminance(c) - avoid) >= min_gap: break
     return np.asarray(c, np.float32)
 
+# %% ../../../nbs/02d_studio_images.ipynb #ea0c2269
 def random_background(rng:np.random.Generator, # source of randomness
                       px:int, # side, pixels
                       avoid_luminance:float|None=None # keep the colours' luminance away from this (the drawing's)
@@ -58,7 +63,10 @@ def random_background(rng:np.random.Generator, # source of randomness
     arr = a + (b - a) * t[..., None]
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), 'RGB')
 
-def jitter_colours(img:Image.Image, rng:np.random.Generator) -> Image.Image:
+# %% ../../../nbs/02d_studio_images.ipynb #f6738a7b
+def jitter_colours(img:Image.Image, # an RGBA drawing
+                   rng:np.random.Generator # the variant's generator
+                  ) -> Image.Image:
     "Brightness, contrast, saturation and a small hue turn of an RGBA drawing (alpha kept)."
     rgb, alpha = img.convert('RGB'), img.getchannel('A')
     rgb = ImageEnhance.Brightness(rgb).enhance(rng.uniform(0.75, 1.25))
@@ -70,12 +78,15 @@ def jitter_colours(img:Image.Image, rng:np.random.Generator) -> Image.Image:
     out = rgb.convert('RGBA'); out.putalpha(alpha)
     return out
 
-def drawing_luminance(drawing:Image.Image) -> float:
+# %% ../../../nbs/02d_studio_images.ipynb #646fa49d
+def drawing_luminance(drawing:Image.Image # an RGBA drawing
+                     ) -> float:
     "Mean luminance (0-255) of the opaque pixels of an RGBA drawing."
     arr = np.asarray(drawing.convert('RGBA'), np.float32)
     opaque = arr[..., 3] > 128
     return _luminance(arr[opaque, :3].mean(0)) if opaque.any() else 128.0
 
+# %% ../../../nbs/02d_studio_images.ipynb #3a7c4234
 def augment(drawing:Image.Image, # square RGBA drawing from `render_drawing`
             rng:np.random.Generator|None, # None: the plain variant (centred on white, 90% of the side)
             size:int # side of the output, pixels
@@ -104,24 +115,39 @@ TEST_FAMILIES = ('twemoji', 'game-icons')
 VALID_FAMILIES = ('fluent',)
 
 def family_split(family:str, # a design family, e.g. 'openmoji'
-                 test_families:tuple=TEST_FAMILIES, valid_families:tuple=VALID_FAMILIES) -> str:
+                 test_families:tuple=TEST_FAMILIES, # families held out for test
+                 valid_families:tuple=VALID_FAMILIES # families held out for validation
+                ) -> str:
     "'test', 'valid' or 'train' for a design family."
     known = {s.family for s in IMAGE_SETS.values()}
     if family not in known: raise ValueError(f"crossmodal: unknown design family {family!r}; known: {', '.join(sorted(known))}")
     return 'test' if family in test_families else 'valid' if family in valid_families else 'train'
 
 def assign_splits(df:pd.DataFrame, # any table with a `design_family` column (drawings or a manifest)
-                  test_families:tuple=TEST_FAMILIES, valid_families:tuple=VALID_FAMILIES) -> pd.Series:
+                  test_families:tuple=TEST_FAMILIES, # families held out for test
+                  valid_families:tuple=VALID_FAMILIES # families held out for validation
+                 ) -> pd.Series:
     "The split of every row, from its design family: whole families go to one split."
     if set(test_families) & set(valid_families): raise ValueError("crossmodal: a family cannot be both test and valid")
     return df.design_family.map(lambda f: family_split(f, test_families, valid_families)).rename('split')
 
 # %% ../../../nbs/02d_studio_images.ipynb #23462f6f
 IMAGES_FORMAT_VERSION = 2  # bump whenever rendering or augmentation changes the pixels
-RENDER_STAGE = 'render studio images'  # its name in the run's cache-use table
-MANIFEST_COLUMNS = ['id', 'path', 'modality', 'label', 'ontology_ids', 'source', 'design_family', 'licence', 'author',
-                    'split', 'drawing_id', 'drawing_name', 'codepoint', 'augmentation', 'sha256']
 
+
+def images_dir(profile:Profile|str, # the profile the images are rendered for
+               seed:int=0, # the augmentations' seed
+               drawings:pd.DataFrame|None=None, # the drawings rendered (default: every instrument drawing)
+               root:Path|str|None=None # instead of `data_home()`
+              ) -> Path:
+    "Folder of the rendered images for `profile`, `seed` and `drawings` (default: all instrument drawings)."
+    P = get_profile(profile)
+    drawings = list_instrument_drawings() if drawings is None else drawings
+    key = content_hash(drawings[['drawing_id', 'label']].astype(str), version=IMAGES_FORMAT_VERSION, seed=seed,
+                       image_size=P.image_size, augmentations=P.augmentations_per_drawing, max_items=P.max_items)
+    return Path(root or data_home()) / 'studio' / f'{P.name}-{key}' / 'images'
+
+# %% ../../../nbs/02d_studio_images.ipynb #ca8a3252
 def select_drawings(drawings:pd.DataFrame, # from `list_instrument_drawings`
                     max_drawings:int|None # cap (None: all)
                    ) -> pd.DataFrame:
@@ -132,15 +158,7 @@ def select_drawings(drawings:pd.DataFrame, # from `list_instrument_drawings`
     ordered = ordered.assign(_round=ordered.groupby('label').cumcount()).sort_values(['_round', 'label'], kind='stable')
     return drawings.loc[sorted(ordered.index[:max_drawings])]
 
-def images_dir(profile:Profile|str, # the profile the images are rendered for
-               seed:int=0, drawings:pd.DataFrame|None=None, root:Path|str|None=None) -> Path:
-    "Folder of the rendered images for `profile`, `seed` and `drawings` (default: all instrument drawings)."
-    P = get_profile(profile)
-    drawings = list_instrument_drawings() if drawings is None else drawings
-    key = content_hash(drawings[['drawing_id', 'label']].astype(str), version=IMAGES_FORMAT_VERSION, seed=seed,
-                       image_size=P.image_size, augmentations=P.augmentations_per_drawing, max_items=P.max_items)
-    return Path(root or data_home()) / 'studio' / f'{P.name}-{key}' / 'images'
-
+# %% ../../../nbs/02d_studio_images.ipynb #c0a1ecd5
 def _image_path(d, a:int) -> str:
     "Where variant `a` of drawing `d` goes, relative to the images folder."
     return (Path(d.split) / slugify(d.label) / f'{d.drawing_id.replace(":", "__")}__a{a:02d}.png').as_posix()
@@ -153,12 +171,17 @@ def _write_variant(drawing:Image.Image, d, a:int, seed:int, size:int, out:Path) 
     img.save(path, format='PNG', optimize=False)
     return file_sha256(path)
 
+# %% ../../../nbs/02d_studio_images.ipynb #909dc433
 def _remove_stale_tmp(folder:Path):
     "Delete temporary folders of renders whose process has died (an interrupted run or repair leaves one behind)."
     for part in [*folder.parent.glob(f'.{folder.name}.tmp-*'), *folder.parent.glob(f'.{folder.name}.old-*')]:
         try: os.kill(int(part.name.rsplit('-', 1)[1]), 0)
         except (ProcessLookupError, ValueError): shutil.rmtree(part, ignore_errors=True)
         except PermissionError: pass  # alive, owned by someone else
+
+# %% ../../../nbs/02d_studio_images.ipynb #d748bfa1
+MANIFEST_COLUMNS = ['id', 'path', 'modality', 'label', 'ontology_ids', 'source', 'design_family', 'licence', 'author',
+                    'split', 'drawing_id', 'drawing_name', 'codepoint', 'augmentation', 'sha256']
 
 def read_manifest(folder:Path|str, # a finished image render folder
                   verify:bool=True # check every image against its SHA-256 (raise naming the damaged ones)
@@ -177,8 +200,14 @@ def read_manifest(folder:Path|str, # a finished image render folder
         if bad: raise ValueError(f"crossmodal: {damage_note(bad, len(manifest), 'rendered images', folder)}; {remedy} them")
     return manifest
 
+# %% ../../../nbs/02d_studio_images.ipynb #26e0b7dc
+def render_log(manifest_folder:Path|str # a finished image render folder
+              ) -> dict:
+    "What `render_images` recorded about a render: counts, skipped drawings, seconds."
+    return json.loads((Path(manifest_folder) / 'render_log.json').read_text())
+
 # %% ../../../nbs/02d_studio_images.ipynb #e341b3da
-def _rerender_images(folder:Path, manifest:pd.DataFrame, bad:list, drawings:pd.DataFrame, seed:int, P:Profile) -> bool:
+def _rerender_images(folder:Path, manifest:pd.DataFrame, bad:list, drawings:pd.DataFrame, seed:int, image_size:int) -> bool:
     "Render the images at `bad` paths again and move them into `folder`; False (nothing moved) if one differs from its SHA-256."
     _remove_stale_tmp(folder)
     tmp = folder.with_name(f'.{folder.name}.tmp-{os.getpid()}')
@@ -188,14 +217,17 @@ def _rerender_images(folder:Path, manifest:pd.DataFrame, bad:list, drawings:pd.D
         for drawing_id, variants in rows.groupby('drawing_id', sort=False):
             if drawing_id not in by_id: return False
             d = by_id[drawing_id]
-            drawing = render_drawing(d.source, d.ref, max(2 * P.image_size, 128))
+            drawing = render_drawing(d.source, d.ref, max(2 * image_size, 128))
             for v in variants.itertuples():
-                if _image_path(d, v.augmentation) != v.path or _write_variant(drawing, d, v.augmentation, seed, P.image_size, tmp) != v.sha256:
+                if _image_path(d, v.augmentation) != v.path or _write_variant(drawing, d, v.augmentation, seed, image_size, tmp) != v.sha256:
                     return False
         for p in rows.path: os.replace(tmp / p, folder / p)  # one atomic rename per image: a reader sees the old or the new file
         return True
     except CorruptDrawing: return False
     finally: shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../../../nbs/02d_studio_images.ipynb #708527d3
+RENDER_STAGE = 'render studio images'  # its name in the run's cache-use table
 
 def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentations_per_drawing`, `max_items`
                   seed:int=0, # seed of the augmentations
@@ -220,7 +252,7 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
     folder = images_dir(P, seed, drawings, root)
     replace = False  # replace a finished folder (one found unusable)
     if (folder / '.done').exists():
-        reused = reuse_render(folder, read_manifest, lambda m, bad: _rerender_images(folder, m, bad, drawings, seed, P),
+        reused = reuse_render(folder, read_manifest, lambda m, bad: _rerender_images(folder, m, bad, drawings, seed, P.image_size),
                               'images', RENDER_STAGE, 'a pictogram package')
         if reused is not None:
             manifest, bad = reused
@@ -265,7 +297,3 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
             print(f"  skipped {len(skipped)} drawing(s) that could not be rendered:")
             for drawing_id, err in skipped: print(f"    {drawing_id}: {err}")
     return read_manifest(folder, verify=False)  # just written: the checksums were taken from these files
-
-def render_log(manifest_folder:Path|str) -> dict:
-    "What `render_images` recorded about a render: counts, skipped drawings, seconds."
-    return json.loads((Path(manifest_folder) / 'render_log.json').read_text())

@@ -14,7 +14,7 @@ from ...core import Profile, get_profile
 
 # %% auto #0
 __all__ = ['SOUNDFONTS', 'SOUNDFONT_DIRS', 'HELD_OUT_FAMILY', 'DRUM_KITS', 'DRUM_KEYS', 'CYMBAL_KEYS', 'STUDIO_CLASSES',
-           'UNRENDERED_CLASSES', 'GM_NAMES', 'TINYSOL_INSTRUMENTS', 'VALID_FRACTION', 'N_FOLDS', 'DYNAMICS',
+           'UNRENDERED_CLASSES', 'GM_NAMES', 'TINYSOL_INSTRUMENTS', 'DYNAMICS', 'VALID_FRACTION', 'N_FOLDS',
            'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches', 'make_phrase',
            'plan_audio']
 
@@ -54,10 +54,6 @@ def find_soundfont(name:str, # a SOUNDFONTS key ('FluidR3_GM', ...) or a path to
                             f"install the Debian package: sudo apt-get install {info['package']}")
 
 # %% ../../../nbs/02a_instruments.ipynb #85614c53
-DRUM_KITS = (0, 8, 16, 32)  # GM bank-128 kits: Standard, Room, Power, Jazz
-DRUM_KEYS = (35, 36, 37, 38, 40, 41, 43, 45, 47, 48, 50)  # kicks, side stick, snares, toms
-CYMBAL_KEYS = (42, 44, 46, 49, 51, 52, 53, 55, 57, 59)  # hi-hats, crashes, rides, china, splash
-
 @functools.lru_cache(maxsize=1)
 def _class_table_ids() -> dict:
     "Wu class and TinySOL names -> AudioSet ids, read once from `crossmodal.ontology`'s class table."
@@ -70,9 +66,15 @@ def _class_ids(name:str, *extra:str) -> tuple:
     "AudioSet ids of class `name` (a Wu class or TinySOL name) from the class table, then `extra` ids."
     return _class_table_ids()[name] + extra
 
+# %% ../../../nbs/02a_instruments.ipynb #fbea88bc
+DRUM_KITS = (0, 8, 16, 32)  # GM bank-128 kits: Standard, Room, Power, Jazz
+DRUM_KEYS = (35, 36, 37, 38, 40, 41, 43, 45, 47, 48, 50)  # kicks, side stick, snares, toms
+CYMBAL_KEYS = (42, 44, 46, 49, 51, 52, 53, 55, 57, 59)  # hi-hats, crashes, rides, china, splash
+
 def _pitched(programs, low, high, ids, **kw): return dict(programs=tuple(programs), bank=0, low=low, high=high, keys=None, audioset_ids=tuple(ids), **kw)
 def _kit(keys, ids, **kw): return dict(programs=DRUM_KITS, bank=128, low=min(keys), high=max(keys), keys=tuple(keys), audioset_ids=tuple(ids), **kw)
 
+# %% ../../../nbs/02a_instruments.ipynb #6786baa2
 STUDIO_CLASSES = {  # Wu et al.'s classes -> GM programs (0-based), MIDI range, AudioSet ids
     'violin':      _pitched([40], 55, 96, _class_ids('violin'), gm='Violin', family='Strings'),
     'voice':       _pitched([52, 53], 48, 79, _class_ids('voice'), gm='Choir Aahs, Voice Oohs', family='Voice'),
@@ -121,6 +123,7 @@ TINYSOL_INSTRUMENTS = dict([  # TinySOL abbreviation -> GM program, range, Audio
     _sol('ASax', 'Alto Saxophone', 'Winds', 'Sax_Alto', 65, 49, 81, '/m/06ncr'),  # also Saxophone, Wu et al.'s class
 ])
 
+# %% ../../../nbs/02a_instruments.ipynb #495a7d5c
 def instrument_spec(name:str # a studio class ('violin'), a TinySOL abbreviation ('Vc') or TinySOL name ('Violoncello')
                    ) -> tuple[str, str, dict]:
     "`(dataset, key, spec)` for an instrument name; a clear error listing the valid names."
@@ -132,6 +135,7 @@ def instrument_spec(name:str # a studio class ('violin'), a TinySOL abbreviation
     raise ValueError(f"crossmodal: unknown instrument {name!r}; studio classes: {', '.join(STUDIO_CLASSES)}; "
                      f"TinySOL-like: {', '.join(TINYSOL_INSTRUMENTS)} (or their full names)")
 
+# %% ../../../nbs/02a_instruments.ipynb #1389f1bf
 def instrument_table() -> pd.DataFrame:
     "The instrument table as a DataFrame: one row per class, what GM sound stands in for it."
     rows = [dict(dataset='studio', instrument=k, label=k, gm_programs=' '.join(map(str, s['programs'])), bank=s['bank'],
@@ -145,23 +149,25 @@ def instrument_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../../../nbs/02a_instruments.ipynb #1aaff26a
-VALID_FRACTION = 0.2  # share of each instrument's (pitch or phrase) groups held out as `valid` within the train family
-N_FOLDS = 5  # TinySOL's official split has five folds
 DYNAMICS = ((48, 'pp'), (72, 'p'), (90, 'mf'), (110, 'f'), (128, 'ff'))  # velocity upper bounds -> TinySOL dynamics
 
-def dynamics_of(velocity:int) -> tuple[str, int]:
+def dynamics_of(velocity:int # MIDI velocity, 1-127
+               ) -> tuple[str, int]:
     "TinySOL's dynamics marking and its id (pp=0 ... ff=4) for a MIDI velocity."
     for i, (top, mark) in enumerate(DYNAMICS):
         if velocity < top: return mark, i
     raise ValueError(f"crossmodal: velocity {velocity} outside MIDI 1-127")
 
+# %% ../../../nbs/02a_instruments.ipynb #d659846d
 def _rng(seed, *names):
     "A generator seeded by `seed` and names, stable across runs and machines."
     return np.random.default_rng([seed, *[zlib.crc32(str(n).encode()) for n in names]])
 
+# %% ../../../nbs/02a_instruments.ipynb #5b9502df
 def pick_pitches(spec:dict, # an instrument's entry in the table
                  n:int, # how many pitches
-                 rng:np.random.Generator) -> list[int]:
+                 rng:np.random.Generator # the instrument's generator
+                ) -> list[int]:
     "`n` distinct pitches (drum keys for kits) spread over the instrument's range, jittered by `rng`."
     if spec['keys'] is not None:
         keys = list(spec['keys'])
@@ -174,7 +180,10 @@ def pick_pitches(spec:dict, # an instrument's entry in the table
 
 # %% ../../../nbs/02a_instruments.ipynb #b57b4b25
 def make_phrase(spec:dict, # an instrument's entry in the table
-                clip_seconds:float, velocity:int, rng:np.random.Generator) -> list[list]:
+                clip_seconds:float, # the clip's length
+                velocity:int, # MIDI velocity of every note
+                rng:np.random.Generator # the instrument's generator
+               ) -> list[list]:
     "A short phrase of 3-5 notes `[onset, duration, pitch, velocity]` that ends inside the clip."
     n_notes = int(rng.integers(3, 6))
     slot = 0.8 * clip_seconds / n_notes
@@ -188,6 +197,9 @@ def make_phrase(spec:dict, # an instrument's entry in the table
             for i, p in enumerate(pitches)]
 
 # %% ../../../nbs/02a_instruments.ipynb #81d60f75
+VALID_FRACTION = 0.2  # share of each instrument's (pitch or phrase) groups held out as `valid` within the train family
+N_FOLDS = 5  # TinySOL's official split has five folds
+
 def _instrument_rows(dataset, key, spec, P, seed):
     "Plan rows of one instrument, shared by every SoundFont (pitches, phrases, groups)."
     rng = _rng(seed, dataset, key)
@@ -211,6 +223,7 @@ def _instrument_rows(dataset, key, spec, P, seed):
     for r in rows: r.update(in_valid=r['group'] in valid, fold=fold[r['group']])
     return rows
 
+# %% ../../../nbs/02a_instruments.ipynb #4fd9b13d
 def plan_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, SoundFonts, rate, clip length
                seed:int=0, # the seed: same seed, same plan
                instruments=None # restrict to these names (studio classes / TinySOL names); None: all

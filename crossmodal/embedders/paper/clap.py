@@ -8,13 +8,14 @@ import importlib, importlib.machinery, importlib.util, os, sys, types
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from ...core import get_device
 from .weights import PaperEmbedder, WeightsFile, missing_package, reading_weights
 
 # %% auto #0
-__all__ = ['CLAP_URL', 'CLAP_CHECKPOINTS', 'ROBERTA_URL', 'ROBERTA_FILES', 'ROBERTA_BASE', 'CLAP_SR', 'CLAP_SAMPLES',
-           'CLAP_CONTEXT', 'CLAP_PACKAGES', 'clap_weights', 'int16_roundtrip', 'clap_windows', 'import_clap_module',
+__all__ = ['CLAP_URL', 'CLAP_CHECKPOINTS', 'CLAP_SR', 'CLAP_SAMPLES', 'CLAP_CONTEXT', 'CLAP_PACKAGES', 'ROBERTA_BASE',
+           'ROBERTA_URL', 'ROBERTA_FILES', 'clap_weights', 'int16_roundtrip', 'clap_windows', 'import_clap_module',
            'build_clap', 'load_clap_checkpoint', 'load_roberta_tokenizer', 'ByteTokenizer', 'CLAPEmbedder', 'CLAPAudio',
            'CLAPText']
 
@@ -27,26 +28,26 @@ CLAP_CHECKPOINTS = {
     'music': dict(file='music_audioset_epoch_15_esc_90.14.pt', amodel='HTSAT-base', audio_dim=1024),
     'general': dict(file='630k-audioset-best.pt', amodel='HTSAT-tiny', audio_dim=768),
 }
-ROBERTA_URL = 'https://huggingface.co/FacebookAI/roberta-base/resolve/main/{}'
-ROBERTA_FILES = tuple(WeightsFile('clap/roberta-base', f, ROBERTA_URL.format(f)) for f in ('vocab.json', 'merges.txt'))
-ROBERTA_BASE = dict(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                    hidden_act='gelu', hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=514,
-                    type_vocab_size=1, initializer_range=0.02, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-CLAP_SR, CLAP_SAMPLES, CLAP_CONTEXT = 48000, 480000, 77
-CLAP_PACKAGES = ('laion_clap', 'torchlibrosa', 'ftfy', 'transformers', 'h5py')
 
-def clap_weights(checkpoint:str) -> WeightsFile:
+def clap_weights(checkpoint:str # 'music' or 'general'
+                ) -> WeightsFile:
     "The `WeightsFile` of a CLAP checkpoint ('music' or 'general')."
     if checkpoint not in CLAP_CHECKPOINTS: raise ValueError(f"crossmodal: CLAP checkpoint must be one of {list(CLAP_CHECKPOINTS)}, got {checkpoint!r}")
     f = CLAP_CHECKPOINTS[checkpoint]['file']
     return WeightsFile('clap', f, CLAP_URL.format(f))
 
-def int16_roundtrip(samples:np.ndarray) -> np.ndarray:
+# %% ../../../nbs/03m_clap.ipynb #15f5687b
+def int16_roundtrip(samples:np.ndarray # float audio
+                   ) -> np.ndarray:
     "CLAP's quantisation: clip to [-1, 1], to int16 (×32767, truncated), back to float32 (÷32767)."
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).astype(np.float32) / 32767.0
 
+# %% ../../../nbs/03m_clap.ipynb #a76d9bfc
+CLAP_SR, CLAP_SAMPLES, CLAP_CONTEXT = 48000, 480000, 77
+
 def clap_windows(samples:np.ndarray, # mono 48 kHz audio (after the int16 round trip)
-                 length:int=CLAP_SAMPLES) -> np.ndarray:
+                 length:int=CLAP_SAMPLES # window length, samples (10 s)
+                ) -> np.ndarray:
     "`(windows, length)`: a short clip repeated a whole number of times and zero-padded (`repeatpad`); a long one cut into consecutive windows, the last repeat-padded."
     def repeatpad(x):
         x = np.tile(x, length // len(x)) if len(x) < length else x
@@ -79,6 +80,9 @@ def _stand_in_torchvision() -> dict:
     tv.ops, ops.misc, tv.transforms = ops, misc, tr
     return {'torchvision': tv, 'torchvision.ops': ops, 'torchvision.ops.misc': misc, 'torchvision.transforms': tr}
 
+# %% ../../../nbs/03m_clap.ipynb #128531c1
+CLAP_PACKAGES = ('laion_clap', 'torchlibrosa', 'ftfy', 'transformers', 'h5py')
+
 def import_clap_module():
     "`laion_clap`'s `clap_module` (model code only: no training/data imports, no hub), with a torchvision stand-in if needed."
     if 'clap_module' in sys.modules: return sys.modules['clap_module']
@@ -106,6 +110,11 @@ def import_clap_module():
             else: sys.modules[k] = v
     return clap_module
 
+# %% ../../../nbs/03m_clap.ipynb #cd0674de
+ROBERTA_BASE = dict(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                    hidden_act='gelu', hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=514,
+                    type_vocab_size=1, initializer_range=0.02, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+
 def build_clap(amodel:str='HTSAT-base', # 'HTSAT-base' for the music checkpoints, 'HTSAT-tiny' for 630k-*
                checkpoint_path:Path|None=None # a CLAP `.pt`; None: random weights
               ):
@@ -122,9 +131,11 @@ def build_clap(amodel:str='HTSAT-base', # 'HTSAT-base' for the music checkpoints
     if checkpoint_path is not None: load_clap_checkpoint(model, checkpoint_path, amodel)
     return model.eval(), cfg
 
+# %% ../../../nbs/03m_clap.ipynb #4e7d12d3
 def load_clap_checkpoint(model, # a CLAP model from `build_clap`
                          path:Path, # a LAION-CLAP `.pt` (a dict with 'state_dict', keys possibly prefixed 'module.')
-                         amodel:str=''): # for the error message
+                         amodel:str='' # for the error message
+                        ):
     "Load a CLAP checkpoint strictly, ignoring only the position/token-type id buffers newer transformers no longer save."
     import torch
     with reading_weights(path, f'LAION-CLAP {amodel}'.strip()): state = torch.load(str(path), map_location='cpu', weights_only=False)
@@ -141,6 +152,9 @@ def load_clap_checkpoint(model, # a CLAP model from `build_clap`
     return model
 
 # %% ../../../nbs/03m_clap.ipynb #a7c4470f
+ROBERTA_URL = 'https://huggingface.co/FacebookAI/roberta-base/resolve/main/{}'
+ROBERTA_FILES = tuple(WeightsFile('clap/roberta-base', f, ROBERTA_URL.format(f)) for f in ('vocab.json', 'merges.txt'))
+
 def load_roberta_tokenizer(folder:Path|str|None=None # holds vocab.json + merges.txt; None: weights_root()/clap/roberta-base
                           ):
     "RoBERTa's tokenizer from local files, checked to have roberta-base's 50,265 tokens."
@@ -153,9 +167,13 @@ def load_roberta_tokenizer(folder:Path|str|None=None # holds vocab.json + merges
                          f"{ROBERTA_FILES[1].url} into {ROBERTA_FILES[0].folder()}")
     return tok
 
+# %% ../../../nbs/03m_clap.ipynb #007d0220
 class ByteTokenizer:
     "A stand-in for random-weight tests only: UTF-8 bytes as ids 3..258, `<s>`=0, `</s>`=2, padding 1, 77 positions."
-    def __call__(self, texts, max_length:int=CLAP_CONTEXT, **kwargs):
+    def __call__(self, texts, # strings
+                 max_length:int=CLAP_CONTEXT, # positions per text
+                 **kwargs # the tokenizer options CLAPText passes (padding, truncation, ...), ignored
+                ):
         import torch
         ids = torch.ones((len(texts), max_length), dtype=torch.long)
         for i, t in enumerate(texts):
@@ -176,7 +194,8 @@ class CLAPEmbedder(PaperEmbedder):
                  space:str|None=None, # 'joint' (512-d, unit norm) or 'prejoint' (the encoder's own output)
                  amodel:str|None=None, # override the audio encoder (e.g. 'HTSAT-tiny' for a random-weight test)
                  tokenizer_dir:str|Path|None=None, # folder with roberta-base's vocab.json and merges.txt
-                 device:str|None=None):
+                 device:str|None=None # torch device (None: `get_device()`)
+                ):
         import torch
         self.checkpoint, self.space = checkpoint or self.checkpoint, space or self.space
         if self.space not in ('joint', 'prejoint'): raise ValueError(f"crossmodal: CLAP space must be 'joint' or 'prejoint', got {self.space!r}")
@@ -205,27 +224,33 @@ class CLAPEmbedder(PaperEmbedder):
         import torch.nn.functional as F
         return F.normalize(x, dim=-1) if self.space == 'joint' else x
 
+# %% ../../../nbs/03m_clap.ipynb #1318d9bc
 class CLAPAudio(CLAPEmbedder):
     "LAION-CLAP audio branch: 48 kHz, int16 round trip, 10-s repeat-padded windows → HTS-AT → (projection)."
     modality, sample_rate, dim, name = 'audio', CLAP_SR, 512, 'clap_music_audio'
-    def embed_windows(self, windows:np.ndarray # `(n, 480000)` prepared 10-s windows
-                     ) -> np.ndarray:
-        "`(n, dim)` float32: HTS-AT's embedding, projected and normalised for the joint space."
-        import torch
-        with torch.no_grad():
-            x = torch.from_numpy(windows).to(self.device)
-            out = self.model.encode_audio(dict(waveform=x, longer=torch.zeros((len(x), 1), dtype=torch.bool, device=self.device)),
-                                          device=self.device)['embedding']
-            if self.space == 'joint': out = self.model.audio_projection(out)
-            return self._finish(out).cpu().numpy().astype(np.float32)
 
-    def _embed(self, batch):
-        rows = []
-        for samples in batch:
-            per_window = self.embed_windows(clap_windows(int16_roundtrip(samples))).mean(axis=0)
-            rows.append(per_window / np.linalg.norm(per_window) if self.space == 'joint' else per_window)
-        return np.stack(rows)
+@patch
+def embed_windows(self:CLAPAudio, windows:np.ndarray # `(n, 480000)` prepared 10-s windows
+                 ) -> np.ndarray:
+    "`(n, dim)` float32: HTS-AT's embedding, projected and normalised for the joint space."
+    import torch
+    with torch.no_grad():
+        x = torch.from_numpy(windows).to(self.device)
+        out = self.model.encode_audio(dict(waveform=x, longer=torch.zeros((len(x), 1), dtype=torch.bool, device=self.device)),
+                                      device=self.device)['embedding']
+        if self.space == 'joint': out = self.model.audio_projection(out)
+        return self._finish(out).cpu().numpy().astype(np.float32)
 
+# %% ../../../nbs/03m_clap.ipynb #84815502
+@patch
+def _embed(self:CLAPAudio, batch):
+    rows = []
+    for samples in batch:
+        per_window = self.embed_windows(clap_windows(int16_roundtrip(samples))).mean(axis=0)
+        rows.append(per_window / np.linalg.norm(per_window) if self.space == 'joint' else per_window)
+    return np.stack(rows)
+
+# %% ../../../nbs/03m_clap.ipynb #855c97b6
 class CLAPText(CLAPEmbedder):
     "LAION-CLAP text branch: RoBERTa (77 tokens) pooler output → (projection)."
     modality, dim, name = 'text', 512, 'clap_music_text'

@@ -8,6 +8,7 @@ import importlib, os
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from .weights import (PaperEmbedder, WeightsFile, import_keras, keras_predict,
                                                 reading_weights)
@@ -28,6 +29,7 @@ KERAS_APPLICATIONS = {
                                       'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5', library_caches=(_keras_cache,))),
 }
 
+# %% ../../../nbs/03l_imagenet.ipynb #a85e2c19
 class KerasImageNet(PaperEmbedder):
     "A keras.applications ImageNet CNN, top removed, global average pooling, its own `preprocess_input`."
     modality, image_size, pooling = 'image', 224, None
@@ -45,13 +47,17 @@ class KerasImageNet(PaperEmbedder):
                 input_shape=(224, 224, 3))
         self.preprocess_input = getattr(keras.applications, spec['module']).preprocess_input
 
-    def preprocess(self, images:list # RGB PIL images, 224×224
-                  ) -> np.ndarray:
-        "`(N, 224, 224, 3)` float32 after the model's `preprocess_input` (BGR, ImageNet means subtracted)."
-        return np.asarray(self.preprocess_input(np.stack([np.asarray(im, dtype=np.float32) for im in images])), np.float32)
+# %% ../../../nbs/03l_imagenet.ipynb #75c34e3a
+@patch
+def preprocess(self:KerasImageNet, images:list # RGB PIL images, 224×224
+              ) -> np.ndarray:
+    "`(N, 224, 224, 3)` float32 after the model's `preprocess_input` (BGR, ImageNet means subtracted)."
+    return np.asarray(self.preprocess_input(np.stack([np.asarray(im, dtype=np.float32) for im in images])), np.float32)
 
-    def _embed(self, batch): return keras_predict(self.model, self.preprocess(batch))
+@patch
+def _embed(self:KerasImageNet, batch): return keras_predict(self.model, self.preprocess(batch))
 
+# %% ../../../nbs/03l_imagenet.ipynb #dba10af3
 class ResNet50(KerasImageNet):
     "ResNet50 (ImageNet), last layer removed, average-pooled: 2048-d."
     name, dim, arch = 'resnet50', 2048, 'resnet50'

@@ -8,6 +8,7 @@ import importlib
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from .weights import (PaperEmbedder, WeightsFile, import_keras, keras_predict,
                                                 reading_weights)
@@ -20,17 +21,21 @@ __all__ = ['OPENL3_URL', 'OPENL3_SR', 'OPENL3_HOP_LENGTH', 'OPENL3_N_FFT', 'OPEN
 
 # %% ../../../nbs/03k_openl3.ipynb #f64c00f8
 OPENL3_URL = 'https://github.com/marl/openl3/raw/models/{}-v0_4_0.h5.gz'
-def openl3_weights(modality:str, input_repr:str='mel256', content_type:str='music') -> WeightsFile:
+def openl3_weights(modality:str, # 'audio' or 'image'
+                   input_repr:str='mel256', # the audio tower's input: 'mel256' or 'mel128' (the image tower trained with it)
+                   content_type:str='music' # 'music' or 'env' (AudioSet's environmental videos)
+                  ) -> WeightsFile:
     "The `WeightsFile` of one OpenL3 model, e.g. `openl3_audio_mel256_music.h5`."
     stem = f'openl3_{modality}_{input_repr}_{content_type}'
     return WeightsFile('openl3', f'{stem}.h5', OPENL3_URL.format(stem), how=f'gunzip it (gunzip {stem}-v0_4_0.h5.gz), rename it')
 
+# %% ../../../nbs/03k_openl3.ipynb #8a62b91d
 OPENL3_SR, OPENL3_HOP_LENGTH, OPENL3_N_FFT = 48000, 242, 2048
-OPENL3_AUDIO_POOL = {'mel256': {6144: (8, 8), 512: (32, 24)}, 'mel128': {6144: (4, 8), 512: (16, 24)}}
-OPENL3_IMAGE_POOL = {8192: (7, 7), 512: (28, 28)}
 
 def openl3_windows(samples:np.ndarray, # mono 48 kHz audio
-                   hop_seconds:float=0.1, center:bool=True) -> np.ndarray:
+                   hop_seconds:float=0.1, # seconds between window starts
+                   center:bool=True # front-pad by half a window, so that the first window is centred on the start
+                  ) -> np.ndarray:
     "`(windows, 48000)` 1-s windows as `openl3` frames them: front-padded by half a window when `center`, end-padded to whole hops."
     hop = int(hop_seconds * OPENL3_SR)
     x = np.pad(samples, (OPENL3_SR // 2, 0)) if center else samples
@@ -38,8 +43,10 @@ def openl3_windows(samples:np.ndarray, # mono 48 kHz audio
     if need > 0: x = np.pad(x, (0, need))
     return frame_signal(x.astype(np.float32), OPENL3_SR, hop)
 
+# %% ../../../nbs/03k_openl3.ipynb #daa48167
 def openl3_mel(window:np.ndarray, # one 1-s window at 48 kHz
-               n_mels:int=256) -> np.ndarray:
+               n_mels:int=256 # 256 ('mel256') or 128 ('mel128')
+              ) -> np.ndarray:
     "`(n_mels, 199)` float32 dB mel spectrogram of `openl3`'s librosa front end (magnitude, `top_db=80`, max subtracted)."
     import librosa
     S = librosa.feature.melspectrogram(y=window, sr=OPENL3_SR, n_mels=n_mels, n_fft=OPENL3_N_FFT,
@@ -47,6 +54,7 @@ def openl3_mel(window:np.ndarray, # one 1-s window at 48 kHz
     S = librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=80.0)
     return (S - S.max()).astype(np.float32)
 
+# %% ../../../nbs/03k_openl3.ipynb #be86752b
 def openl3_image_array(images:list # RGB PIL images, 224×224
                       ) -> np.ndarray:
     "`(N, 224, 224, 3)` float32 in [-1, 1], as `openl3` scales uint8 images (`2 x / 255 - 1`)."
@@ -66,6 +74,10 @@ def _openl3_trunk(keras, x, image:bool):
         if image and block == 1: x = L.BatchNormalization()(L.Activation('relu')(x))  # the image net's first block: ReLU before BN
         else: x = L.Activation('relu')(L.BatchNormalization()(x))
         x = L.MaxPooling2D(2, strides=2, padding='same' if image else 'valid')(x)
+
+# %% ../../../nbs/03k_openl3.ipynb #86d65ae5
+OPENL3_AUDIO_POOL = {'mel256': {6144: (8, 8), 512: (32, 24)}, 'mel128': {6144: (4, 8), 512: (16, 24)}}
+OPENL3_IMAGE_POOL = {8192: (7, 7), 512: (28, 28)}
 
 def build_openl3(modality:str, # 'audio' or 'image'
                  embedding_size:int, # audio 6144 or 512; image 8192 or 512
@@ -97,7 +109,8 @@ class OpenL3Audio(PaperEmbedder):
 
     def __init__(self, weights:str|Path|None=None, # None: default folder; a folder or `.h5`; 'random'
                  embedding_size:int=6144, # 6144 or 512
-                 input_repr:str='mel256', content_type:str='music',
+                 input_repr:str='mel256', # 'mel256' or 'mel128'
+                 content_type:str='music', # 'music' or 'env'
                  hop_seconds:float=0.1 # window hop
                 ):
         self.embedding_size, self.input_repr, self.content_type, self.hop_seconds = embedding_size, input_repr, content_type, hop_seconds
@@ -108,14 +121,18 @@ class OpenL3Audio(PaperEmbedder):
 
     def params(self): return dict(super().params(), input_repr=self.input_repr, content_type=self.content_type, hop_seconds=self.hop_seconds)
 
-    def window_embeddings(self, samples:np.ndarray # mono 48 kHz audio
-                         ) -> np.ndarray:
-        "`(windows, dim)` float32 embeddings of the 1-s windows."
-        mels = np.stack([openl3_mel(w, int(self.input_repr[3:])) for w in openl3_windows(samples, self.hop_seconds)])
-        return keras_predict(self.model, mels[..., None])
+# %% ../../../nbs/03k_openl3.ipynb #0d39b673
+@patch
+def window_embeddings(self:OpenL3Audio, samples:np.ndarray # mono 48 kHz audio
+                     ) -> np.ndarray:
+    "`(windows, dim)` float32 embeddings of the 1-s windows."
+    mels = np.stack([openl3_mel(w, int(self.input_repr[3:])) for w in openl3_windows(samples, self.hop_seconds)])
+    return keras_predict(self.model, mels[..., None])
 
-    def _embed(self, batch): return np.stack([self.window_embeddings(s).mean(axis=0) for s in batch])
+@patch
+def _embed(self:OpenL3Audio, batch): return np.stack([self.window_embeddings(s).mean(axis=0) for s in batch])
 
+# %% ../../../nbs/03k_openl3.ipynb #924c215a
 class OpenL3Image(PaperEmbedder):
     "OpenL3 image (the vision tower trained with the mel256 music audio tower): 224×224 RGB in [-1, 1] → 8192-d (or 512)."
     name, modality, dim, image_size, pooling = 'openl3_image', 'image', 8192, 224, None
@@ -124,7 +141,9 @@ class OpenL3Image(PaperEmbedder):
 
     def __init__(self, weights:str|Path|None=None, # None: default folder; a folder or `.h5`; 'random'
                  embedding_size:int=8192, # 8192 or 512
-                 input_repr:str='mel256', content_type:str='music'):
+                 input_repr:str='mel256', # the audio tower it was trained with: 'mel256' or 'mel128'
+                 content_type:str='music' # 'music' or 'env'
+                ):
         self.embedding_size, self.input_repr, self.content_type = embedding_size, input_repr, content_type
         self.dim = embedding_size
         if embedding_size != 8192: self.name = f'openl3_image_{embedding_size}'

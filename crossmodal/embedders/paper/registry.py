@@ -24,6 +24,7 @@ def _variant(cls, **fixed):
     factory.__module__, factory.why_not = __name__, cls.why_not
     return factory
 
+# %% ../../../nbs/03n_paper_models.ipynb #e083587d
 def _clap_check(checkpoint:str, modality:str):
     def check(weights=None):   # the checkpoint from `weights`; the text branch's tokenizer files from their own folder
         why = CLAPEmbedder.why_not('random')   # the packages
@@ -32,6 +33,7 @@ def _clap_check(checkpoint:str, modality:str):
         return next((wf.hint(w) for wf, w in given if wf.find(w) is None), None)
     return check
 
+# %% ../../../nbs/03n_paper_models.ipynb #456a3107
 PAPER_EMBEDDERS = [
     ('openl3_audio', _variant(OpenL3Audio), 'audio', 6144, None, 'OpenL3 audio, mel256 music, 1-s windows, mean (Wu et al. Table 1)'),
     ('openl3_audio_512', _variant(OpenL3Audio, embedding_size=512), 'audio', 512, None, 'OpenL3 audio, 512-d variant (retrieval baseline)'),
@@ -42,6 +44,8 @@ PAPER_EMBEDDERS = [
     ('resnet50', _variant(ResNet50), 'image', 2048, None, 'ResNet50 (ImageNet, keras), top removed, average-pooled'),
     ('vgg16', _variant(VGG16), 'image', 512, None, 'VGG16 (ImageNet, keras), top removed, average-pooled'),
 ]
+
+# %% ../../../nbs/03n_paper_models.ipynb #a5efcf2f
 for ckpt, audio_dim in [('music', 1024), ('general', 768)]:
     for space, suffix in [('joint', ''), ('prejoint', '_prejoint')]:
         PAPER_EMBEDDERS += [

@@ -8,6 +8,7 @@ import importlib, os
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from .weights import (MissingWeightsError, PaperEmbedder, WeightsFile, import_keras,
                                                 keras_predict, missing_package, reading_weights, require_package)
@@ -27,8 +28,11 @@ def hertz_to_mel(hz): # frequencies, Hz
     return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
 
 def audioset_mel_matrix(n_bins:int=FFT_LENGTH // 2 + 1, # STFT bins (FFT length / 2 + 1)
-                        n_mels:int=MEL_BANDS, sample_rate:float=AUDIOSET_SR,
-                        fmin:float=MEL_MIN_HZ, fmax:float=MEL_MAX_HZ) -> np.ndarray:
+                        n_mels:int=MEL_BANDS, # mel bands
+                        sample_rate:float=AUDIOSET_SR, # Hz
+                        fmin:float=MEL_MIN_HZ, # lowest band edge, Hz
+                        fmax:float=MEL_MAX_HZ # highest band edge, Hz
+                       ) -> np.ndarray:
     "`(n_bins, n_mels)` triangular weights, triangles spaced evenly in HTK mel, DC bin zeroed (VGGish's `spectrogram_to_mel_matrix`)."
     bins_mel = hertz_to_mel(np.linspace(0.0, sample_rate / 2, n_bins))
     edges = np.linspace(hertz_to_mel(fmin), hertz_to_mel(fmax), n_mels + 2)
@@ -39,13 +43,17 @@ def audioset_mel_matrix(n_bins:int=FFT_LENGTH // 2 + 1, # STFT bins (FFT length 
     weights[0] = 0.0
     return weights
 
+# %% ../../../nbs/03i_vggish.ipynb #9b208cb5
 def frame_signal(x:np.ndarray, # 1-D signal, or 2-D `(time, features)`
-                 length:int, hop:int) -> np.ndarray:
+                 length:int, # frame length, samples (or rows)
+                 hop:int # step between frame starts
+                ) -> np.ndarray:
     "Complete frames of `length` every `hop` along the first axis (none if `x` is shorter than `length`)."
     n = 0 if len(x) < length else 1 + (len(x) - length) // hop
     idx = np.arange(length)[None, :] + hop * np.arange(n)[:, None]
     return x[idx]
 
+# %% ../../../nbs/03i_vggish.ipynb #7e5d38d1
 def audioset_log_mel(samples:np.ndarray, # mono float audio at 16 kHz
                      log_offset:float # 0.01 (VGGish) or 0.001 (YAMNet)
                     ) -> np.ndarray:
@@ -55,6 +63,7 @@ def audioset_log_mel(samples:np.ndarray, # mono float audio at 16 kHz
     magnitude = np.abs(np.fft.rfft(frames * window, FFT_LENGTH))
     return np.log(magnitude @ audioset_mel_matrix() + log_offset).astype(np.float32)
 
+# %% ../../../nbs/03i_vggish.ipynb #f767c849
 def audioset_patches(log_mel:np.ndarray, # `(frames, 64)`
                      hop_frames:int # 96 (VGGish) or 48 (YAMNet)
                     ) -> np.ndarray:
@@ -71,6 +80,8 @@ VGGISH_PTH = WeightsFile('vggish', 'vggish-10086976.pth',
 VGGISH_PCA_PTH = WeightsFile('vggish', 'vggish_pca_params-970ea276.pth',
                              'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish_pca_params-970ea276.pth',
                              library_caches=(_torch_hub,))
+
+# %% ../../../nbs/03i_vggish.ipynb #490ff965
 VGGISH_LAYERS = ['conv1', 'conv2', 'conv3_1', 'conv3_2', 'conv4_1', 'conv4_2', 'fc1_1', 'fc1_2', 'fc2']
 
 def build_vggish():
@@ -87,7 +98,9 @@ def build_vggish():
     x = L.Dense(4096, activation='relu', name='fc1_2')(x)
     return keras.Model(inp, L.Dense(128, name='fc2')(x), name='vggish')
 
-def vggish_weights_from_checkpoint(path:Path) -> dict:
+# %% ../../../nbs/03i_vggish.ipynb #eae011dd
+def vggish_weights_from_checkpoint(path:Path # the `vggish_model.ckpt` prefix
+                                  ) -> dict:
     "{layer: [kernel, bias]} read from the original TF-1 `vggish_model.ckpt` (needs TensorFlow)."
     tf = require_package('tensorflow', 'reading vggish_model.ckpt')
     reader = tf.train.load_checkpoint(str(path))
@@ -96,7 +109,8 @@ def vggish_weights_from_checkpoint(path:Path) -> dict:
     return {n: [reader.get_tensor(f'vggish/{scope(n)}/weights'), reader.get_tensor(f'vggish/{scope(n)}/biases')]
             for n in VGGISH_LAYERS}
 
-def vggish_weights_from_torch(state:dict) -> dict:
+def vggish_weights_from_torch(state:dict # torchvggish's state dict (tensors or arrays)
+                             ) -> dict:
     "{layer: [kernel, bias]} from torchvggish's state dict (conv kernels `(out,in,h,w)` → `(h,w,in,out)`, dense `.T`)."
     keys = ['features.0', 'features.3', 'features.6', 'features.8', 'features.11', 'features.13',
             'embeddings.0', 'embeddings.2', 'embeddings.4']
@@ -107,6 +121,7 @@ def vggish_weights_from_torch(state:dict) -> dict:
         out[n] = [w.transpose(2, 3, 1, 0) if w.ndim == 4 else w.T, b]
     return out
 
+# %% ../../../nbs/03i_vggish.ipynb #0bb411e1
 def vggish_postprocess(embeddings:np.ndarray, # `(patches, 128)` raw embeddings
                        pca_matrix:np.ndarray, # `(128, 128)` eigenvectors (rows)
                        pca_means:np.ndarray # `(128,)` means
@@ -145,40 +160,45 @@ class VGGish(PaperEmbedder):
         self.model = build_vggish()
         for n, wb in layers.items(): self.model.get_layer(n).set_weights(wb)
 
-    def _load(self, weights) -> dict:
-        "Read the network and PCA weights: torchvggish `.pth` files (no TensorFlow) or the original `.ckpt` + `.npz`."
-        p = Path(weights).expanduser() if weights is not None else None
-        where = p.parent if p is not None and p.is_file() else weights  # the PCA file sits beside a given network file
-        if p is not None and p.is_file(): use_torch = p.suffix == '.pth'
-        elif VGGISH_PTH.find(where) and VGGISH_PCA_PTH.find(where): use_torch = True
-        elif VGGISH_CKPT.find(where) and VGGISH_PCA.find(where): use_torch = False
-        else:
-            raise MissingWeightsError(f"crossmodal: {self.name}: {VGGISH_CKPT.hint(where)} and {VGGISH_PCA.hint(where)}; or, "
-                                      f"without TensorFlow, the torchvggish files: {VGGISH_PTH.hint(where)} and {VGGISH_PCA_PTH.hint(where)}")
-        if use_torch:
-            import torch
-            net = p if p is not None and p.is_file() else VGGISH_PTH.require(where, self.name)
-            pca = VGGISH_PCA_PTH.require(where, self.name)
-            with reading_weights(net, self.name): layers = vggish_weights_from_torch(torch.load(net, map_location='cpu', weights_only=True))
-            with reading_weights(pca, self.name): pca_state = torch.load(pca, map_location='cpu', weights_only=True)
-            self.pca_matrix = np.asarray(pca_state['pca_eigen_vectors'], np.float32)
-            self.pca_means = np.asarray(pca_state['pca_means'], np.float32).reshape(-1)
-        else:
-            net = p if p is not None and p.is_file() else VGGISH_CKPT.require(where, self.name)
-            pca = VGGISH_PCA.require(where, self.name)
-            with reading_weights(net, self.name): layers = vggish_weights_from_checkpoint(net)
-            with reading_weights(pca, self.name), np.load(pca) as f:
-                self.pca_matrix, self.pca_means = f['pca_eigen_vectors'], f['pca_means'].reshape(-1)
-        self.weight_paths = [net, pca]
-        return layers
-
     def params(self): return dict(super().params(), postprocess=self.postprocess)
 
-    def patch_embeddings(self, samples:np.ndarray # mono 16 kHz audio, at least 0.975 s
-                        ) -> np.ndarray:
-        "`(patches, 128)` float32 per-patch embeddings (post-processed to 0..255 when `postprocess`)."
-        patches = audioset_patches(audioset_log_mel(samples, 0.01), PATCH_FRAMES)
-        raw = keras_predict(self.model, patches)
-        return vggish_postprocess(raw, self.pca_matrix, self.pca_means).astype(np.float32) if self.postprocess else raw
+# %% ../../../nbs/03i_vggish.ipynb #358ed029
+@patch
+def _load(self:VGGish, weights) -> dict:
+    "Read the network and PCA weights: torchvggish `.pth` files (no TensorFlow) or the original `.ckpt` + `.npz`."
+    p = Path(weights).expanduser() if weights is not None else None
+    where = p.parent if p is not None and p.is_file() else weights  # the PCA file sits beside a given network file
+    if p is not None and p.is_file(): use_torch = p.suffix == '.pth'
+    elif VGGISH_PTH.find(where) and VGGISH_PCA_PTH.find(where): use_torch = True
+    elif VGGISH_CKPT.find(where) and VGGISH_PCA.find(where): use_torch = False
+    else:
+        raise MissingWeightsError(f"crossmodal: {self.name}: {VGGISH_CKPT.hint(where)} and {VGGISH_PCA.hint(where)}; or, "
+                                  f"without TensorFlow, the torchvggish files: {VGGISH_PTH.hint(where)} and {VGGISH_PCA_PTH.hint(where)}")
+    if use_torch:
+        import torch
+        net = p if p is not None and p.is_file() else VGGISH_PTH.require(where, self.name)
+        pca = VGGISH_PCA_PTH.require(where, self.name)
+        with reading_weights(net, self.name): layers = vggish_weights_from_torch(torch.load(net, map_location='cpu', weights_only=True))
+        with reading_weights(pca, self.name): pca_state = torch.load(pca, map_location='cpu', weights_only=True)
+        self.pca_matrix = np.asarray(pca_state['pca_eigen_vectors'], np.float32)
+        self.pca_means = np.asarray(pca_state['pca_means'], np.float32).reshape(-1)
+    else:
+        net = p if p is not None and p.is_file() else VGGISH_CKPT.require(where, self.name)
+        pca = VGGISH_PCA.require(where, self.name)
+        with reading_weights(net, self.name): layers = vggish_weights_from_checkpoint(net)
+        with reading_weights(pca, self.name), np.load(pca) as f:
+            self.pca_matrix, self.pca_means = f['pca_eigen_vectors'], f['pca_means'].reshape(-1)
+    self.weight_paths = [net, pca]
+    return layers
 
-    def _embed(self, batch): return np.stack([self.patch_embeddings(s).mean(axis=0) for s in batch])
+# %% ../../../nbs/03i_vggish.ipynb #0ce0185b
+@patch
+def patch_embeddings(self:VGGish, samples:np.ndarray # mono 16 kHz audio, at least 0.975 s
+                    ) -> np.ndarray:
+    "`(patches, 128)` float32 per-patch embeddings (post-processed to 0..255 when `postprocess`)."
+    patches = audioset_patches(audioset_log_mel(samples, 0.01), PATCH_FRAMES)
+    raw = keras_predict(self.model, patches)
+    return vggish_postprocess(raw, self.pca_matrix, self.pca_means).astype(np.float32) if self.postprocess else raw
+
+@patch
+def _embed(self:VGGish, batch): return np.stack([self.patch_embeddings(s).mean(axis=0) for s in batch])

@@ -12,11 +12,12 @@ import numpy as np
 
 from ...core import data_home, file_fingerprint
 from ..base import Embedder
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PAPER_INSTALL', 'PACKAGE_HINTS', 'weights_root', 'MissingWeightsError', 'DamagedWeightsError', 'reading_weights',
-           'WeightsFile', 'missing_package', 'require_package', 'import_keras', 'keras_predict', 'weights_fingerprint',
-           'PaperEmbedder', 'keras_ready']
+           'WeightsFile', 'missing_package', 'require_package', 'keras_ready', 'import_keras', 'keras_predict',
+           'weights_fingerprint', 'PaperEmbedder']
 
 # %% ../../../nbs/03h_paper_weights.ipynb #834c25f8
 def weights_root() -> Path:
@@ -24,12 +25,14 @@ def weights_root() -> Path:
     env = os.environ.get('CROSSMODAL_WEIGHTS')
     return Path(env).expanduser() if env else data_home() / 'weights'
 
+# %% ../../../nbs/03h_paper_weights.ipynb #890e26f6
 class MissingWeightsError(FileNotFoundError):
     "A pretrained weights file is not on this machine; the message says what to download and where to put it."
 
 class DamagedWeightsError(ValueError):
     "A weights file is there but cannot be read as this model's weights; the message names the file and what to do."
 
+# %% ../../../nbs/03h_paper_weights.ipynb #f5a2cfdb
 @contextlib.contextmanager
 def reading_weights(path:Path|str, # the file being read
                     who:str=''): # the model, for the message
@@ -42,6 +45,7 @@ def reading_weights(path:Path|str, # the file being read
                                   f"({type(e).__name__}{': ' + detail if detail else ''}); it is damaged or not this "
                                   "model's file: delete it and download it again, or pass weights=<another file>") from e
 
+# %% ../../../nbs/03h_paper_weights.ipynb #06b03b8a
 @dataclass(frozen=True)
 class WeightsFile:
     "One pretrained file: the model folder it belongs in, its exact name, where it is published, and how to get it there."
@@ -55,30 +59,41 @@ class WeightsFile:
         "The folder this file is expected in: `weights_root()/<model>`."
         return weights_root() / self.model
 
-    def candidates(self, weights:str|Path|None=None) -> list:
-        "Paths to try, in order: `weights` (a file, or a folder holding the file), else the model folder, then library caches."
-        if weights is not None:
-            p = Path(weights).expanduser()
-            return [p / self.filename] if p.is_dir() else [p]
-        return [self.folder() / self.filename] + [Path(c()) / self.filename for c in self.library_caches]
+# %% ../../../nbs/03h_paper_weights.ipynb #a886f41f
+@patch
+def candidates(self:WeightsFile, weights:str|Path|None=None # a file, or a folder holding it (None: the default places)
+              ) -> list:
+    "Paths to try, in order: `weights` (a file, or a folder holding the file), else the model folder, then library caches."
+    if weights is not None:
+        p = Path(weights).expanduser()
+        return [p / self.filename] if p.is_dir() else [p]
+    return [self.folder() / self.filename] + [Path(c()) / self.filename for c in self.library_caches]
 
-    def find(self, weights:str|Path|None=None) -> Path|None:
-        "The first existing candidate, or None."
-        return next((p for p in self.candidates(weights) if p.is_file()), None)
+@patch
+def find(self:WeightsFile, weights:str|Path|None=None # as for `candidates`
+        ) -> Path|None:
+    "The first existing candidate, or None."
+    return next((p for p in self.candidates(weights) if p.is_file()), None)
 
-    def hint(self, weights:str|Path|None=None) -> str:
-        "What to download, from where, and where to put it."
-        looked = ', '.join(str(p) for p in self.candidates(weights))
-        how = f", {self.how}," if self.how else ''
-        return (f"weights file {self.filename!r} not found (looked in: {looked}). Download {self.url}{how} and save it as "
-                f"{self.folder() / self.filename} (or set CROSSMODAL_WEIGHTS to a folder holding {self.model}/{self.filename}, "
-                f"or pass weights=<file or folder>)")
+# %% ../../../nbs/03h_paper_weights.ipynb #b537672b
+@patch
+def hint(self:WeightsFile, weights:str|Path|None=None # as for `candidates`
+        ) -> str:
+    "What to download, from where, and where to put it."
+    looked = ', '.join(str(p) for p in self.candidates(weights))
+    how = f", {self.how}," if self.how else ''
+    return (f"weights file {self.filename!r} not found (looked in: {looked}). Download {self.url}{how} and save it as "
+            f"{self.folder() / self.filename} (or set CROSSMODAL_WEIGHTS to a folder holding {self.model}/{self.filename}, "
+            f"or pass weights=<file or folder>)")
 
-    def require(self, weights:str|Path|None=None, who:str='') -> Path:
-        "The weights file, or a `MissingWeightsError` saying what to download and where to put it."
-        found = self.find(weights)
-        if found is None: raise MissingWeightsError(f"crossmodal: {who + ': ' if who else ''}{self.hint(weights)}")
-        return found
+@patch
+def require(self:WeightsFile, weights:str|Path|None=None, # as for `candidates`
+            who:str='' # the model, for the message
+           ) -> Path:
+    "The weights file, or a `MissingWeightsError` saying what to download and where to put it."
+    found = self.find(weights)
+    if found is None: raise MissingWeightsError(f"crossmodal: {who + ': ' if who else ''}{self.hint(weights)}")
+    return found
 
 # %% ../../../nbs/03h_paper_weights.ipynb #e879e32f
 PAPER_INSTALL = 'pip install -e ".[paper]"'
@@ -94,17 +109,26 @@ PACKAGE_HINTS = {
     'transformers': f'{PAPER_INSTALL} (or: pip install transformers)',
 }
 
-def missing_package(module:str) -> str|None:
+def missing_package(module:str # a top-level module name
+                   ) -> str|None:
     "None when `module` can be imported (found without importing it), else what to install."
     try: found = importlib.util.find_spec(module) is not None
     except (ImportError, ValueError): found = module in sys.modules
     return None if found else f"needs the Python package {module!r}: {PACKAGE_HINTS.get(module, 'pip install ' + module)}"
 
-def require_package(module:str, who:str=''):
+# %% ../../../nbs/03h_paper_weights.ipynb #51fd340f
+def require_package(module:str, # the module to import
+                    who:str='' # the model that needs it, for the message
+                   ):
     "Import and return `module`, or raise `ModuleNotFoundError` naming what to install."
     why = missing_package(module)
     if why: raise ModuleNotFoundError(f"crossmodal: {who + ' ' if who else ''}{why}", name=module)
     return importlib.import_module(module)
+
+# %% ../../../nbs/03h_paper_weights.ipynb #7841a6ab
+def keras_ready() -> str|None:
+    "None when the keras models can be built here, else what to install."
+    return missing_package('keras') or missing_package('h5py')
 
 # %% ../../../nbs/03h_paper_weights.ipynb #2132d99c
 def import_keras():
@@ -115,6 +139,7 @@ def import_keras():
         raise ImportError(f"crossmodal: Keras {keras.__version__} found; these models need Keras 3 ({PACKAGE_HINTS['keras']})")
     return keras
 
+# %% ../../../nbs/03h_paper_weights.ipynb #4f4f6872
 def keras_predict(model, # a built Keras model
                   x:np.ndarray, # its input batch
                   chunk:int=32 # items per forward pass
@@ -132,6 +157,7 @@ def weights_fingerprint(paths:list # the weights files a model was built from (e
     "The weights' part of a cache key: each file's `file_fingerprint`, joined by '+', or 'random'."
     return '+'.join(file_fingerprint(p) for p in paths) if paths else 'random'
 
+# %% ../../../nbs/03h_paper_weights.ipynb #d31ff71d
 class PaperEmbedder(Embedder):
     "An `Embedder` whose model needs packages and pretrained weights files the user provides."
     packages: tuple = ()  # modules that must be importable
@@ -148,15 +174,12 @@ class PaperEmbedder(Embedder):
         if isinstance(weights, str) and weights == 'random': return None
         return next((wf.hint(weights) for wf in cls.weight_files if wf.find(weights) is None), None)
 
-    def _resolve(self, weights, files:tuple) -> list:
+    def _resolve(self, weights, # the `weights` option
+                 files:tuple # the `WeightsFile`s to find
+                ) -> list:
         "Paths of `files` for the `weights` option (empty list for 'random'); a `MissingWeightsError` if absent."
         if isinstance(weights, str) and weights == 'random': return []
         return [wf.require(weights, who=self.name) for wf in files]
 
     def params(self) -> dict:
         return dict(weights=weights_fingerprint(getattr(self, 'weight_paths', [])))
-
-# %% ../../../nbs/03h_paper_weights.ipynb #7841a6ab
-def keras_ready() -> str|None:
-    "None when the keras models can be built here, else what to install."
-    return missing_package('keras') or missing_package('h5py')

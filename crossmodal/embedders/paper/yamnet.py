@@ -8,27 +8,30 @@ import importlib
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from .weights import (PaperEmbedder, WeightsFile, import_keras, keras_predict,
                                                 reading_weights)
 from .vggish import AUDIOSET_SR, MEL_BANDS, PATCH_FRAMES, audioset_log_mel, audioset_patches
 
 # %% auto #0
-__all__ = ['YAMNET_H5', 'YAMNET_BLOCKS', 'yamnet_pad', 'build_yamnet', 'YAMNet']
+__all__ = ['YAMNET_BLOCKS', 'YAMNET_H5', 'yamnet_pad', 'build_yamnet', 'YAMNet']
 
 # %% ../../../nbs/03j_yamnet.ipynb #cb54cd47
-YAMNET_H5 = WeightsFile('yamnet', 'yamnet.h5', 'https://storage.googleapis.com/audioset/yamnet.h5')
-YAMNET_BLOCKS = [(2, 32), (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512),
-                 (1, 512), (1, 512), (2, 1024), (1, 1024)]  # (stride, filters); the first is a full conv
-
-def yamnet_pad(samples:np.ndarray) -> np.ndarray:
+def yamnet_pad(samples:np.ndarray # mono 16 kHz audio
+              ) -> np.ndarray:
     "Zero-pad as YAMNet's `pad_waveform`: at least 0.975 s, then up to a whole number of 0.48-s hops."
     min_samples, hop = int((0.96 + 0.025 - 0.010) * AUDIOSET_SR), int(0.48 * AUDIOSET_SR)
     n = max(len(samples), min_samples)
     n = min_samples + hop * int(np.ceil((n - min_samples) / hop))
     return np.pad(samples, (0, n - len(samples)))
 
-def build_yamnet(with_classifier:bool=True):
+# %% ../../../nbs/03j_yamnet.ipynb #6c30f3bb
+YAMNET_BLOCKS = [(2, 32), (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512),
+                 (1, 512), (1, 512), (2, 1024), (1, 1024)]  # (stride, filters); the first is a full conv
+
+def build_yamnet(with_classifier:bool=True # also the 521-way AudioSet classifier (needed to load `yamnet.h5`)
+                ):
     "YAMNet in Keras: `(96, 64)` patches → 1024-d embedding (and the 521 logits when `with_classifier`); random weights."
     keras = import_keras(); L = keras.layers
     bn = lambda name: L.BatchNormalization(center=True, scale=False, epsilon=1e-4, name=name)
@@ -48,6 +51,8 @@ def build_yamnet(with_classifier:bool=True):
     return keras.Model(inp, outputs, name='yamnet')
 
 # %% ../../../nbs/03j_yamnet.ipynb #a3ee0725
+YAMNET_H5 = WeightsFile('yamnet', 'yamnet.h5', 'https://storage.googleapis.com/audioset/yamnet.h5')
+
 class YAMNet(PaperEmbedder):
     "YAMNet (AudioSet, 521 classes): 0.96-s patches every 0.48 s → 1024-d global-average-pooled embedding, mean over patches."
     name, modality, dim, sample_rate = 'yamnet', 'audio', 1024, AUDIOSET_SR
@@ -63,10 +68,13 @@ class YAMNet(PaperEmbedder):
         keras = import_keras()
         self.embedding_model = keras.Model(self.model.input, self.model.outputs[0])
 
-    def patch_embeddings(self, samples:np.ndarray # mono 16 kHz audio
-                        ) -> np.ndarray:
-        "`(patches, 1024)` float32 embeddings of the 0.96-s patches (hop 0.48 s)."
-        patches = audioset_patches(audioset_log_mel(yamnet_pad(samples), 0.001), PATCH_FRAMES // 2)
-        return keras_predict(self.embedding_model, patches)
+# %% ../../../nbs/03j_yamnet.ipynb #b3ba9846
+@patch
+def patch_embeddings(self:YAMNet, samples:np.ndarray # mono 16 kHz audio
+                    ) -> np.ndarray:
+    "`(patches, 1024)` float32 embeddings of the 0.96-s patches (hop 0.48 s)."
+    patches = audioset_patches(audioset_log_mel(yamnet_pad(samples), 0.001), PATCH_FRAMES // 2)
+    return keras_predict(self.embedding_model, patches)
 
-    def _embed(self, batch): return np.stack([self.patch_embeddings(s).mean(axis=0) for s in batch])
+@patch
+def _embed(self:YAMNet, batch): return np.stack([self.patch_embeddings(s).mean(axis=0) for s in batch])
