@@ -1,15 +1,13 @@
-"""crossmodal.training.fit: it reproduces the loops it replaces exactly (translation's `_fit`, PictoNet's pretraining
-loop), is deterministic on CPU, and its options (groups, extra modules, masked losses, schedule, precision) work."""
-import copy, math
+"""crossmodal.training.fit: deterministic on CPU, and its options (groups, extra modules, masked losses, schedule,
+precision) work. That it reproduces the loops it replaced is tested beside them (test_translation, test_pictonet)."""
+import copy
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from crossmodal.core import seed_everything
 from crossmodal.training import fit, index_batches, EarlyStopping
 
 
@@ -19,103 +17,8 @@ def assert_same_weights(a:nn.Module, b:nn.Module):
     for k in sa: assert torch.equal(sa[k], sb[k]), f'{k} differs'
 
 
-# The translation MLP's equivalence (its old loop against `fit`) lives in tests/test_translation.py, beside its code.
-
-# --- PictoNet pretraining: a copy of its loop against `fit`, on a tiny synthetic corpus ---------------------------
-
-def tiny_corpus(n_classes=4, per_class=3, side=16, seed=0):
-    g = np.random.default_rng(seed)
-    images = np.zeros((n_classes * per_class, side, side, 4), np.uint8)
-    for i in range(len(images)):
-        c = i // per_class
-        images[i, 2 + c:side - 2, 3:side - 3 - c] = (*g.integers(0, 256, 3), 255)
-    return images, np.repeat(np.arange(n_classes), per_class)
-
-
-CONFIG = dict(widths=[4, 8], blocks=[1, 1], head_dim=8, temperature=0.05, label_smoothing=0.1, epochs=3, draws_per_class=5,
-              batch_size=6, lr=3e-3, weight_decay=5e-4, warmup=0.15)
-
-
-def pictonet_loop(images, labels, config, seed, bf16):
-    "The training loop of `pictonet.pretrain_pictonet` as it is today (model built after seeding; no I/O)."
-    from crossmodal.embedders.pictonet import PictoNetClassifier, normalise_images
-    from crossmodal.embedders.pictograms import augment_batch
-    n_classes = int(labels.max()) + 1
-    seed_everything(seed)
-    model = PictoNetClassifier(n_classes, config['widths'], config['blocks'], config['head_dim'], config['temperature'])
-    model = model.to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config['lr'], weight_decay=config['weight_decay'])
-    by_class = [np.flatnonzero(labels == c) for c in range(n_classes)]
-    steps_per_epoch = math.ceil(n_classes * config['draws_per_class'] / config['batch_size'])
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config['lr'], total_steps=steps_per_epoch * config['epochs'],
-                                                   pct_start=config['warmup'], anneal_strategy='cos')
-    images = torch.from_numpy(images)
-    rng, g = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-    history = []
-    model.train()
-    for epoch in range(config['epochs']):
-        losses, correct, seen = [], 0, 0
-        order = np.concatenate([rng.choice(by_class[c], config['draws_per_class'], replace=len(by_class[c]) < config['draws_per_class'])
-                                for c in range(n_classes)])
-        order = rng.permutation(order)
-        for b in range(steps_per_epoch):
-            idx = order[b * config['batch_size']:(b + 1) * config['batch_size']]
-            if len(idx) < 2: continue
-            x = normalise_images(augment_batch(images[idx], g)).contiguous(memory_format=torch.channels_last)
-            y = torch.from_numpy(labels[idx])
-            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config['label_smoothing'])
-            optimiser.zero_grad(set_to_none=True); loss.backward(); optimiser.step(); schedule.step()
-            losses.append(loss.item()); correct += int((logits.argmax(1) == y).sum()); seen += len(idx)
-        history.append(dict(epoch=epoch + 1, loss=float(np.mean(losses)), accuracy=correct / max(seen, 1), images=seen,
-                            lr=schedule.get_last_lr()[0]))
-    return model, pd.DataFrame(history)
-
-
-def pictonet_with_fit(images, labels, config, seed, bf16):
-    "What the PictoNet loop becomes with `fit`: the recipe for `pretrain_pictonet`."
-    from crossmodal.embedders.pictonet import PictoNetClassifier, normalise_images
-    from crossmodal.embedders.pictograms import augment_batch
-    n_classes = int(labels.max()) + 1
-    seed_everything(seed)
-    model = PictoNetClassifier(n_classes, config['widths'], config['blocks'], config['head_dim'], config['temperature'])
-    model = model.to(memory_format=torch.channels_last)
-    by_class = [np.flatnonzero(labels == c) for c in range(n_classes)]
-    steps_per_epoch = math.ceil(n_classes * config['draws_per_class'] / config['batch_size'])
-    images, g = torch.from_numpy(images), torch.Generator().manual_seed(seed)
-
-    def batches(rng):
-        order = np.concatenate([rng.choice(by_class[c], config['draws_per_class'], replace=len(by_class[c]) < config['draws_per_class'])
-                                for c in range(n_classes)])
-        order = rng.permutation(order)
-        for b in range(steps_per_epoch):
-            idx = order[b * config['batch_size']:(b + 1) * config['batch_size']]
-            if len(idx) < 2: continue
-            yield normalise_images(augment_batch(images[idx], g)).contiguous(memory_format=torch.channels_last), torch.from_numpy(labels[idx])
-
-    def loss(model, batch):
-        x, y = batch
-        logits = model(x)
-        return {'loss': F.cross_entropy(logits.float(), y, label_smoothing=config['label_smoothing']),
-                'accuracy': (logits.argmax(1) == y).float().mean()}
-
-    return fit(model, loss, batches, config['epochs'], config['lr'], weights={'loss': 1}, optimiser='adamw',
-               weight_decay=config['weight_decay'], schedule='one_cycle', steps_per_epoch=steps_per_epoch, warmup=config['warmup'],
-               precision='bf16' if bf16 else 'fp32', weight_by_rows=False, seed=None, rng=np.random.default_rng(seed), progress=False)
-
-
-@pytest.mark.parametrize('bf16', [False, True])
-def test_fit_reproduces_the_pictonet_loop(bf16):
-    images, labels = tiny_corpus()
-    old_model, old_history = pictonet_loop(images, labels, CONFIG, 0, bf16)
-    new_model, new_history = pictonet_with_fit(images, labels, CONFIG, 0, bf16)
-    assert_same_weights(old_model, new_model)   # identical weights
-    assert old_history.loss.tolist() == new_history.train_loss.tolist()
-    assert old_history.lr.tolist() == new_history.lr.tolist()
-    # accuracy: correct/seen before, the mean of the batch accuracies now (equal when every batch has the same size)
-    np.testing.assert_allclose(old_history.accuracy, new_history.train_accuracy, atol=0.1)
-
+# The loops `fit` replaced are checked against it beside their code: the translation MLP's old loop in
+# tests/test_translation.py, PictoNet's in tests/test_pictonet.py (same weights, bit for bit).
 
 # --- properties ---------------------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from ..core import file_sha256, note_cache_use
 
 # %% auto #0
 __all__ = ['SILENCE_PEAK', 'VIDEO_SUFFIXES', 'load_audio', 'load_image', 'load_video_frame', 'manifest_root', 'row_field',
-           'item_window', 'item_path', 'load_item', 'damaged_files', 'damage_note', 'reuse_render']
+           'item_window', 'item_path', 'load_item', 'damaged_files', 'damage_note', 'require_intact', 'reuse_render']
 
 # %% ../../nbs/02_manifest.ipynb #e0c19893
 SILENCE_PEAK = 10 ** (-70 / 20)  # a clip whose peak stays below -70 dBFS counts as silent
@@ -165,6 +165,19 @@ def damage_note(bad:list, # paths from `damaged_files`
     "'2 of 1,793 rendered clips in <folder> are missing or damaged (a.wav, b.wav)': the first five file names, then a count."
     names = [Path(p).name for p in bad[:5]] + ([f'and {len(bad) - 5} more'] if len(bad) > 5 else [])
     return f"{len(bad):,} of {n_items:,} {what} in {folder} {'is' if len(bad) == 1 else 'are'} missing or damaged ({', '.join(names)})"
+
+# %% ../../nbs/02_manifest.ipynb #9dc09ab1
+def require_intact(folder:str|Path, # a finished render folder
+                   manifest:pd.DataFrame, # its manifest (with `path` and `sha256`)
+                   what:str, # how the message names the files: 'rendered clips', 'rendered images'
+                   remedy:str # the call that renders them again, e.g. 'render_images with the same profile and seed re-renders'
+                  ) -> pd.DataFrame:
+    "`manifest`, once every file it names is there with its recorded SHA-256; else a `ValueError` naming them and the remedy."
+    if 'sha256' not in manifest.columns:
+        raise ValueError(f"crossmodal: {folder} was rendered before {what.split()[-1]} had checksums; {remedy} it")
+    bad = damaged_files(folder, manifest)
+    if bad: raise ValueError(f"crossmodal: {damage_note(bad, len(manifest), what, folder)}; {remedy} them")
+    return manifest
 
 # %% ../../nbs/02_manifest.ipynb #046d46ca
 def reuse_render(folder:Path, # a finished render folder (its `.done` marker exists)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ...core import Profile, get_profile, data_home, content_hash, progress, file_sha256, note_cache_use
-from ..manifest import SILENCE_PEAK, damage_note, damaged_files, reuse_render
+from ..manifest import SILENCE_PEAK, damaged_files, reuse_render, require_intact
 from .instruments import find_soundfont, plan_audio
 
 # %% auto #0
@@ -177,10 +177,7 @@ def read_manifest(folder:str|Path, # a finished render folder
     manifest.attrs.update(root=str(folder), summary=json.loads((folder / 'summary.json').read_text()))
     if verify:
         remedy = "render_studio_audio with the same profile and seed re-renders"
-        if 'sha256' not in manifest.columns:
-            raise ValueError(f"crossmodal: {folder} was rendered before clips had checksums; {remedy} it")
-        bad = damaged_files(folder, manifest)
-        if bad: raise ValueError(f"crossmodal: {damage_note(bad, len(manifest), 'rendered clips', folder)}; {remedy} them")
+        require_intact(folder, manifest, 'rendered clips', remedy)
     return manifest
 
 # %% ../../../nbs/02b_studio_audio.ipynb #c23de563

@@ -12,9 +12,10 @@ import pandas as pd
 from PIL import Image, ImageEnhance, ImageOps
 
 from ...core import Profile, get_profile, data_home, content_hash, progress, file_sha256, note_cache_use
-from ..manifest import damage_note, damaged_files, reuse_render
-from .drawings import (CorruptDrawing, IMAGE_SETS, attribution_table, image_classes, list_instrument_drawings,
-                                            ontology_ids, render_drawing, slugify, usable_classes)
+from ..manifest import reuse_render, require_intact
+from .drawings import (CorruptDrawing, IMAGE_SETS, attribution_table, image_classes,
+                                             list_instrument_drawings, ontology_ids, render_drawing, slugify,
+                                             usable_classes)
 
 # %% auto #0
 __all__ = ['TEST_FAMILIES', 'VALID_FAMILIES', 'IMAGES_FORMAT_VERSION', 'MANIFEST_COLUMNS', 'RENDER_STAGE', 'augmentation_rng',
@@ -194,10 +195,7 @@ def read_manifest(folder:Path|str, # a finished image render folder
     manifest.attrs['root'] = str(folder)  # where `path` is relative to
     if verify:
         remedy = "render_images with the same profile, seed, sets and classes re-renders"
-        if 'sha256' not in manifest.columns:
-            raise ValueError(f"crossmodal: {folder} was rendered before images had checksums; {remedy} it")
-        bad = damaged_files(folder, manifest)
-        if bad: raise ValueError(f"crossmodal: {damage_note(bad, len(manifest), 'rendered images', folder)}; {remedy} them")
+        require_intact(folder, manifest, 'rendered images', remedy)
     return manifest
 
 # %% ../../../nbs/02d_studio_images.ipynb #26e0b7dc
