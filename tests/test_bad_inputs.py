@@ -579,7 +579,8 @@ def test_damaged_render_never_returned_unverified(tmp_path):
     """Case: a cached render's manifest pointed at a missing file. `read_manifest` of a damaged render now
     raises, naming the file and the call that renders it again, instead of returning the manifest."""
     from crossmodal.core import get_profile
-    from crossmodal.data.studio.audio import render_studio_audio, read_manifest
+    from crossmodal.data.manifest import read_manifest
+    from crossmodal.data.studio.audio import render_studio_audio
     P = get_profile('tiny', pitches_per_instrument=2, phrases_per_instrument=0, max_items=None)
     m = render_studio_audio(P, 0, ['violin'], root=tmp_path, n_jobs=1, verbose=False)
     (Path(m.attrs['root']) / m.path[1]).unlink()

@@ -10,7 +10,9 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from crossmodal.data.real.base import MANIFEST_COLUMNS, MissingDataError, dataset_source, paper_dataset
+from crossmodal.data.manifest import MANIFEST_COLUMNS
+from crossmodal.data.real.base import MissingDataError, dataset_source
+from crossmodal.data.manifest import get_dataset
 from crossmodal.data.real.audioset import AudioSet, descendant_ids, read_segments_csv
 from crossmodal.ontology import load_audioset_ontology
 from crossmodal.data.real.gtzan import GTZAN, gtzan_fault_filtered_split
@@ -66,7 +68,7 @@ def test_tinysol_parses_labels_ontology_and_folds(tmp_path):
     assert by_id.loc['Cb-ord-A2-mf-2c-N', 'ontology_ids'] == ['/m/02fsn']        # Double bass
     assert by_id.loc['BTb-ord-F1-pp-N-N', 'ontology_ids'] == ['/m/01kcd']        # Brass instrument (no tuba node)
     assert by_id['split'].tolist() == ['fold-4', 'fold-0', 'fold-2']
-    assert by_id['pitch_id'].tolist() == [45, 60, 29] and by_id['dynamics'].tolist() == ['mf', 'mf', 'pp']
+    assert by_id['pitch'].tolist() == [45, 60, 29] and by_id['dynamics'].tolist() == ['mf', 'mf', 'pp']
     y, sr = load_item(m.iloc[1], sr=16000)
     assert sr == 16000 and y.dtype == np.float32 and len(y) == 3200
 
@@ -399,12 +401,12 @@ def test_jamendo_errors(tmp_path, capsys):
 # ---------------------------------------------------------------- dispatch and the module's own fixtures
 @pytest.mark.parametrize('name,write', [('tinysol', write_tinysol_fixture), ('audioset', write_audioset_fixture),
                                         ('melon', write_melon_fixture), ('mtg_jamendo', write_jamendo_fixture)])
-def test_paper_dataset_on_module_fixtures(tmp_path, name, write):
+def test_get_dataset_on_module_fixtures(tmp_path, name, write):
     root = write(tmp_path / name)
-    loader = paper_dataset(name, root)
+    loader = get_dataset(name, root)
     assert loader.validate() == []
     check_manifest(loader.manifest(), name)
-    capped = paper_dataset(name, root, max_items=2).manifest()
+    capped = get_dataset(name, root, max_items=2).manifest()
     group = capped['pair_id'] if 'pair_id' in capped else capped['id']
     assert group.nunique() == 2
 
@@ -417,11 +419,11 @@ def test_gtzan_module_fixture(tmp_path):
 
 def test_dispatch_and_profiles(tmp_path, monkeypatch):
     monkeypatch.setenv('CROSSMODAL_HOME', str(tmp_path / 'home'))
-    assert isinstance(paper_dataset('GTZAN', tmp_path), GTZAN)
-    assert paper_dataset('tinysol').root == tmp_path / 'home' / 'datasets' / 'tinysol'   # default: data_home()
+    assert isinstance(get_dataset('GTZAN', tmp_path), GTZAN)
+    assert get_dataset('tinysol').root == tmp_path / 'home' / 'datasets' / 'tinysol'   # default: data_home()
     with pytest.raises(ValueError, match='unknown dataset'):
-        paper_dataset('fma', tmp_path)
+        get_dataset('fma', tmp_path)
     assert dataset_source('paper') == 'paper' and dataset_source('tiny') == 'studio' and dataset_source('studio') == 'studio'
     for name in ('tinysol', 'audioset', 'melon', 'gtzan', 'mtg_jamendo'):
-        hint = paper_dataset(name, tmp_path).download_hint()
+        hint = get_dataset(name, tmp_path).download_hint()
         assert str(tmp_path) in hint and 'Expected layout' in hint

@@ -14,7 +14,8 @@ from crossmodal.core import get_profile, file_sha256, cache_use, RUN_DIR_VARIABL
 from crossmodal.data.manifest import damaged_files
 import crossmodal.data.studio.images as images
 from crossmodal.data.studio.drawings import (IMAGE_SETS, ImageSet, list_instrument_drawings, list_pictograms, ontology_ids)
-from crossmodal.data.studio.images import (MANIFEST_COLUMNS, render_images, read_manifest, render_log, assign_splits, TEST_FAMILIES)
+from crossmodal.data.manifest import read_manifest
+from crossmodal.data.studio.images import (IMAGE_COLUMNS as MANIFEST_COLUMNS, render_images, render_log, assign_splits, TEST_FAMILIES)
 from crossmodal.data.manifest import load_image
 from crossmodal.ontology import load_audioset_ontology
 
@@ -30,7 +31,7 @@ def test_manifest_shape_and_files(tmp_path):
     m = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
     assert list(m.columns) == MANIFEST_COLUMNS
     assert m.id.is_unique and (m.modality == 'image').all()
-    assert set(m.label) == {'violin', 'trumpet'} and set(m.source) == set(SMALL['sets'])
+    assert set(m.labels.str[0]) == {'violin', 'trumpet'} and set(m.source) == set(SMALL['sets'])
     assert len(m) == 3 * m.drawing_id.nunique() and set(m.augmentation) == {0, 1, 2}
     folder = Path(m.attrs['root'])
     assert folder.is_relative_to(tmp_path / 'studio') and folder.name == 'images'
@@ -47,7 +48,7 @@ def test_manifest_shape_and_files(tmp_path):
     assert {'CC-BY-SA-4.0', 'CC-BY-4.0', 'CC-BY-3.0', 'MIT'} <= set(attribution.licence)
     # ontology ids are real AudioSet ids
     ontology = {n['id'] for n in load_audioset_ontology()}
-    assert all(i in ontology for ids in m.ontology_ids for i in ids.split(';'))
+    assert all(i in ontology for ids in m.ontology_ids for i in ids)
 
 
 def test_deterministic_across_roots(tmp_path):
@@ -76,7 +77,7 @@ def test_interrupted_render_is_not_taken_as_complete(tmp_path):
     folder = Path(m.attrs['root'])
     (folder / '.done').unlink()  # as if the process died before the marker
     (folder / 'manifest.csv').write_text('garbage')
-    with pytest.raises(FileNotFoundError, match='no complete image render'): read_manifest(folder)
+    with pytest.raises(FileNotFoundError, match='not a finished render'): read_manifest(folder)
     again = render_images(P_SMALL, seed=0, root=tmp_path, verbose=False, **SMALL)
     pd.testing.assert_frame_equal(m, again)
     assert (folder / '.done').exists()
@@ -141,7 +142,7 @@ def test_tiny_profile_respects_cap_and_covers_splits(tmp_path):
     P = get_profile('tiny', max_items=60)
     m = render_images(P, root=tmp_path, verbose=False)
     assert len(m) <= 60 and set(m.split) == {'train', 'valid', 'test'}
-    assert m.label.nunique() >= 15  # round-robin over classes keeps many classes
+    assert m.labels.str[0].nunique() >= 15  # round-robin over classes keeps many classes
 
 
 def test_pictograms_leave_instruments_out():
@@ -155,8 +156,8 @@ def test_pictograms_leave_instruments_out():
 def test_min_sets_keeps_widely_drawn_classes(tmp_path):
     P = get_profile('tiny', max_items=None)
     m = render_images(P, root=tmp_path, verbose=False, min_sets=4)
-    assert set(m.label) == set(images.usable_classes(list_instrument_drawings(), 4))
-    assert 'tuba' not in set(m.label) and 'harp' in set(m.label)
+    assert set(m.labels.str[0]) == set(images.usable_classes(list_instrument_drawings(), 4))
+    assert 'tuba' not in set(m.labels.str[0]) and 'harp' in set(m.labels.str[0])
 
 
 def test_manifest_records_each_images_checksum(tmp_path):

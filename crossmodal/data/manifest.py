@@ -4,6 +4,7 @@
 
 # %% ../../nbs/02_manifest.ipynb #1f9f70a9
 from __future__ import annotations
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -14,8 +15,58 @@ from PIL import Image
 from ..core import file_sha256, note_cache_use
 
 # %% auto #0
-__all__ = ['SILENCE_PEAK', 'VIDEO_SUFFIXES', 'load_audio', 'load_image', 'load_video_frame', 'manifest_root', 'row_field',
-           'item_window', 'item_path', 'load_item', 'damaged_files', 'damage_note', 'require_intact', 'reuse_render']
+__all__ = ['MANIFEST_COLUMNS', 'LIST_COLUMNS', 'LIST_SEPARATOR', 'OPTIONAL_COLUMNS', 'SILENCE_PEAK', 'VIDEO_SUFFIXES', 'DATASETS',
+           'check_manifest', 'single_label', 'load_audio', 'load_image', 'load_video_frame', 'manifest_root',
+           'row_field', 'item_window', 'item_path', 'load_item', 'damaged_files', 'damage_note', 'require_intact',
+           'reuse_render', 'write_manifest', 'split_list', 'finish_render', 'read_manifest', 'get_dataset',
+           'RenderedDataset']
+
+# %% ../../nbs/02_manifest.ipynb #3ce7c9e0
+MANIFEST_COLUMNS = ['id', 'path', 'modality', 'labels', 'ontology_ids', 'split', 'group', 'source', 'licence']
+LIST_COLUMNS = ('labels', 'ontology_ids')  # lists in memory, ';'-joined in manifest.csv
+LIST_SEPARATOR = ';'
+
+OPTIONAL_COLUMNS = {  # name: what it holds, the same wherever it appears
+    'offset_seconds': 'start of the audio window in the file, seconds',
+    'duration_seconds': 'length of the audio window, seconds',
+    'frame_seconds': 'time of the video frame, seconds',
+    'pitch': 'MIDI note number of a performance',
+    'dynamics': 'dynamics marking of a performance: pp, p, mf, f, ff',
+    'articulation': 'how a performance is played: ord, staccato, legato, …',
+    'instrument_family': 'the instrument family (strings, brass, …)',
+    'timbre_family': 'the sample family a rendered clip comes from (one SoundFont lineage)',
+    'design_family': 'the design a drawing belongs to; sibling sets of one design share it',
+    'scene': 'the scene a clip and a drawing were made for together',
+    'sha256': 'the checksum of a rendered file',
+}
+
+# %% ../../nbs/02_manifest.ipynb #10002488
+def check_manifest(manifest:pd.DataFrame, # a dataset's items, one row each
+                   dataset:str # its name, for the messages
+                  ) -> pd.DataFrame:
+    "`manifest` with the common columns first, then the optional ones, then the rest; a clear error for a missing column or a non-list label."
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing: raise ValueError(f"crossmodal: the {dataset} manifest lacks the column(s) {', '.join(missing)}")
+    for column in LIST_COLUMNS:
+        bad = [i for i, v in zip(manifest['id'], manifest[column]) if not isinstance(v, (list, tuple))]
+        if bad: raise TypeError(f"crossmodal: the {dataset} manifest's `{column}` must hold a list per item; "
+                                f"item {bad[0]!r} has {manifest.loc[manifest['id'] == bad[0], column].iloc[0]!r}")
+    optional = [c for c in OPTIONAL_COLUMNS if c in manifest.columns]
+    own = [c for c in manifest.columns if c not in MANIFEST_COLUMNS and c not in OPTIONAL_COLUMNS]
+    out = manifest[MANIFEST_COLUMNS + optional + own]
+    out.attrs.update(manifest.attrs)
+    return out
+
+# %% ../../nbs/02_manifest.ipynb #32c2f6fb
+def single_label(manifest:pd.DataFrame # a manifest whose every item has exactly one label
+                ) -> pd.Series:
+    "Each item's one label (index and order of `manifest`); an error naming the items with none or several."
+    counts = manifest['labels'].map(len)
+    if (counts != 1).any():
+        bad = manifest.loc[counts != 1, 'id'].tolist()
+        raise ValueError(f"crossmodal: {len(bad)} item(s) do not have exactly one label (e.g. {bad[0]!r}: "
+                         f"{manifest.loc[counts != 1, 'labels'].iloc[0]}); a single-label task needs one per item")
+    return manifest['labels'].str[0].rename('label')
 
 # %% ../../nbs/02_manifest.ipynb #e0c19893
 SILENCE_PEAK = 10 ** (-70 / 20)  # a clip whose peak stays below -70 dBFS counts as silent
@@ -202,3 +253,74 @@ def reuse_render(folder:Path, # a finished render folder (its `.done` marker exi
                   "rendering all of it again"); return None
     note_cache_use(stage, hits=len(manifest) - len(bad), misses=len(bad))
     return manifest, bad
+
+# %% ../../nbs/02_manifest.ipynb #ea46e34d
+def write_manifest(manifest:pd.DataFrame, # a checked manifest
+                   path:str|Path): # the CSV to write (inside a render's temporary folder)
+    "Write `manifest` as CSV, its list columns `;`-joined."
+    joined = {c: [LIST_SEPARATOR.join(v) for v in manifest[c]] for c in LIST_COLUMNS if c in manifest.columns}
+    manifest.assign(**joined).to_csv(path, index=False)
+
+def split_list(value) -> list:
+    "A `;`-joined cell of `manifest.csv` as a list (an empty cell: no entries)."
+    return [] if value is None or (isinstance(value, float) and np.isnan(value)) or value == '' else str(value).split(LIST_SEPARATOR)
+
+# %% ../../nbs/02_manifest.ipynb #15ef883d
+def finish_render(folder:str|Path, # a render's temporary folder, its files and manifest written
+                  what:str, # how messages name its files: 'rendered clips'
+                  remedy:str): # the call that renders them again: 'render_studio_audio with the same profile and seed re-renders'
+    "Write the `.done` marker last: the render is complete, and says how to name and redo its files."
+    (Path(folder) / '.done').write_text(json.dumps(dict(what=what, remedy=remedy)) + '\n')
+
+def read_manifest(folder:str|Path, # a finished render folder (`manifest.csv` and its `.done` marker)
+                  verify:bool=True, # check every file against its SHA-256 (raise naming the damaged ones)
+                  what:str|None=None, # how the messages name the files (default: as the render recorded, else 'rendered files')
+                  remedy:str|None=None # the call that renders them again (default: as the render recorded)
+                 ) -> pd.DataFrame:
+    "The manifest of a finished render: list columns as lists, `.attrs['root']` = `folder`, `.attrs['summary']` if written."
+    folder = Path(folder)
+    if not (folder / '.done').exists():
+        raise FileNotFoundError(f"crossmodal: {folder} is not a finished render (no .done marker); {remedy or 'render it again'}")
+    try: recorded = json.loads((folder / '.done').read_text() or '{}')
+    except ValueError: recorded = {}
+    if not isinstance(recorded, dict): recorded = {}
+    what = what or recorded.get('what', 'rendered files')
+    remedy = remedy or recorded.get('remedy', 'the same call with the same arguments re-renders')
+    manifest = pd.read_csv(folder / 'manifest.csv', keep_default_na=False, na_values=[''],
+                           dtype={'sha256': str, 'codepoint': str, 'labels': str, 'ontology_ids': str})
+    manifest = manifest.assign(**{c: manifest[c].map(split_list) for c in LIST_COLUMNS if c in manifest.columns})
+    manifest.attrs['root'] = str(folder)
+    if (folder / 'summary.json').exists(): manifest.attrs['summary'] = json.loads((folder / 'summary.json').read_text())
+    return require_intact(folder, manifest, what, remedy) if verify else manifest
+
+# %% ../../nbs/02_manifest.ipynb #5c29344a
+DATASETS = {  # name: the class, imported when asked for
+    'studio_audio': 'crossmodal.data.studio.audio.StudioAudio', 'studio_images': 'crossmodal.data.studio.images.StudioImages',
+    'tinysol': 'crossmodal.data.real.tinysol.TinySOL', 'audioset': 'crossmodal.data.real.audioset.AudioSet',
+    'melon': 'crossmodal.data.real.melon.Melon', 'gtzan': 'crossmodal.data.real.gtzan.GTZAN',
+    'mtg_jamendo': 'crossmodal.data.real.jamendo.MTGJamendo'}
+
+def get_dataset(name:str, # a key of `DATASETS` (case and '-' ignored: 'MTG-Jamendo' is 'mtg_jamendo')
+                root:Path|str|None=None, # its folder (real) or the parent of its renders (studio); default under `data_home()`
+                **options # the dataset's own options: `profile`/`seed` (studio), `allow_missing`/`max_items`/`seed` (real), …
+               ):
+    "The dataset `name`, built on `root` with its `options`; it answers `manifest()`, `validate()` and `ids()`."
+    import importlib
+    key = name.lower().replace('-', '_')
+    if key not in DATASETS: raise ValueError(f"crossmodal: unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    module, cls = DATASETS[key].rsplit('.', 1)
+    return getattr(importlib.import_module(module), cls)(root, **options)
+
+# %% ../../nbs/02_manifest.ipynb #f6bab45d
+class RenderedDataset:
+    "A dataset the package renders: `manifest()` renders it or reads its verified cache; `validate()` and `ids()` as every dataset."
+    name = title = ''
+    def folder(self) -> Path: raise NotImplementedError  # where the finished render is (or will be)
+    def render(self, verbose:bool) -> pd.DataFrame: raise NotImplementedError  # render, or read the verified cache
+    def manifest(self) -> pd.DataFrame: return self.render(verbose=False)
+    def ids(self) -> list: return self.manifest()['id'].tolist()
+    def validate(self) -> list:
+        "Files of the render that are missing or damaged, relative to its folder (`manifest.csv` when not rendered yet)."
+        folder = self.folder()
+        if not (folder / '.done').exists(): return ['manifest.csv']
+        return damaged_files(folder, read_manifest(folder, verify=False))

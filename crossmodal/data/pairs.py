@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import Profile, get_profile
+from .manifest import single_label
 
 # %% auto #0
 __all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'pair_label', 'paired_classes', 'subset_sizes',
@@ -31,12 +32,12 @@ def pair_label(image_label:str # a drawing's class
 # %% ../../nbs/02e_pairs.ipynb #23bfb4f3
 SPLITS = ('train', 'valid', 'test')  # every paired class needs items of both modalities in each
 
-def paired_classes(audio:pd.DataFrame, # studio audio manifest (column `label`)
-                   images:pd.DataFrame, # studio image manifest (columns `label`, `source`, `split`)
+def paired_classes(audio:pd.DataFrame, # studio audio manifest (one label per clip)
+                   images:pd.DataFrame, # studio image manifest (one label per image; `source`, `split`)
                    min_image_sets:int=4 # a class needs drawings from at least this many sets
                   ) -> pd.DataFrame:
     "One row per class of either modality: counts, whether it can be paired, and why not."
-    img = images.assign(label=images.label.map(pair_label))
+    audio, img = audio.assign(label=single_label(audio)), images.assign(label=single_label(images).map(pair_label))
     per_split = lambda df, what: df.groupby(['label', 'split']).size().unstack('split').reindex(columns=SPLITS).add_prefix(f'{what}_')
     table = pd.concat([audio.groupby('label').size().rename('audio_clips'),
                        img.groupby('label').agg(images=('id', 'size'), image_sets=('source', 'nunique')),
@@ -151,8 +152,8 @@ def make_pairs(audio:pd.DataFrame, # studio audio manifest
         why = table.set_index('label').reindex(bad).reason.fillna('unknown class').to_dict()
         raise ValueError(f"crossmodal pairs: cannot pair {bad}: {why}")
     rng = np.random.default_rng(seed)
-    audio = audio[audio.label.isin(classes)]
-    images = images.assign(label=images.label.map(pair_label)); images = images[images.label.isin(classes)]
+    audio = audio.assign(label=single_label(audio)); audio = audio[audio.label.isin(classes)]
+    images = images.assign(label=single_label(images).map(pair_label)); images = images[images.label.isin(classes)]
     a_train, a_rest = _split_groups(audio[audio.split == 'train'], translation_share, rng)
     i_train, i_rest = _split_groups(images[images.split == 'train'], translation_share, rng)
     sizes = subset_sizes(len(classes), P.pairs_per_class)

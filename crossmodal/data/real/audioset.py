@@ -13,7 +13,8 @@ import pandas as pd
 
 from ...core import content_hash
 from ...ontology import load_audioset_ontology
-from .base import RealDataset, MANIFEST_COLUMNS
+from ..manifest import MANIFEST_COLUMNS
+from .base import RealDataset
 
 # %% auto #0
 __all__ = ['AUDIOSET_SUBSETS', 'WU2021_ROOT_LABELS', 'read_segments_csv', 'descendant_ids', 'clip_name', 'sample_second',
@@ -157,6 +158,6 @@ class AudioSet(RealDataset):
                 image_path, t = self.root / 'video' / f'{clip}.mp4', k + u * min(self.window_seconds, 1.0)
             rows.append(dict(id=f'{clip}:image', path=str(image_path), modality='image', **common,
                              offset_seconds=np.nan, duration_seconds=np.nan, frame_seconds=float(t)))
-        columns = MANIFEST_COLUMNS + ['pair_id', 'ytid', 'start_seconds', 'end_seconds', 'offset_seconds',
-                                      'duration_seconds', 'frame_seconds']
+        columns = [c for c in MANIFEST_COLUMNS if c != 'group'] + ['pair_id', 'ytid', 'start_seconds', 'end_seconds',
+                                                                   'offset_seconds', 'duration_seconds', 'frame_seconds']
         return pd.DataFrame(rows, columns=columns)

@@ -4,21 +4,19 @@
 
 # %% ../../../nbs/02f_real_datasets.ipynb #1a495425
 from __future__ import annotations
-import importlib, os
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ...core import data_home, few, get_profile, Profile
+from ..manifest import check_manifest
 
 # %% auto #0
-__all__ = ['MANIFEST_COLUMNS', 'PAPER_DATASETS', 'MissingDataError', 'relative_to', 'RealDataset', 'paper_dataset',
-           'dataset_source']
+__all__ = ['MissingDataError', 'relative_to', 'RealDataset', 'dataset_source']
 
 # %% ../../../nbs/02f_real_datasets.ipynb #ec3e15af
-MANIFEST_COLUMNS = ['id', 'path', 'modality', 'labels', 'ontology_ids', 'source', 'licence', 'split']
-
 class MissingDataError(FileNotFoundError):
     "Files a dataset needs are not in its folder; `.missing` lists them relative to the root."
     def __init__(self, message:str, # what is missing and where to get it
@@ -37,7 +35,7 @@ def relative_to(path, # a file
 # %% ../../../nbs/02f_real_datasets.ipynb #56d5d178
 class RealDataset:
     "A dataset read from a local folder in its official layout; subclasses say which files and which items."
-    name = ''            # key in `PAPER_DATASETS`
+    name = ''            # key in `crossmodal.data.manifest.DATASETS`
     title = ''           # the dataset's own name
     licence = ''         # licence or terms of use
     where = ''           # the official download page / DOI
@@ -93,10 +91,14 @@ class RealDataset:
         absent = items.loc[~self._present(items), 'path']
         return sorted({relative_to(p, self.root) for p in absent})
 
+    def ids(self) -> list:
+        "The ids of the items whose files are all there."
+        return self.manifest()['id'].tolist()
+
     def _group_key(self, items): return items['pair_id'] if 'pair_id' in items else items['id']
 
     def manifest(self) -> pd.DataFrame:
-        "The manifest: one row per item whose files are all there (see `MANIFEST_COLUMNS`)."
+        "The manifest: one row per item whose files are all there (the common `MANIFEST_COLUMNS` first)."
         items = self.index()
         group = self._group_key(items)
         present = pd.Series(self._present(items), index=items.index)
@@ -108,8 +110,11 @@ class RealDataset:
             print(f"{self.title}: skipped {n_bad} of {n_groups} items with missing files "
                   f"({len(missing)} files, e.g. {few(missing, 3)})")
             items = items[complete.values]
-        items = self._cap(items)
-        return items.reset_index(drop=True)
+        return self._finish(self._cap(items))
+
+    def _finish(self, items:pd.DataFrame) -> pd.DataFrame:
+        "The kept items as a checked manifest: `group` from the pairs (else each item alone), the common columns first."
+        return check_manifest(items.assign(group=self._group_key(items)).reset_index(drop=True), self.title)
 
     def _cap(self, items:pd.DataFrame) -> pd.DataFrame:
         if self.max_items is None: return items
@@ -118,21 +123,6 @@ class RealDataset:
         rng = np.random.default_rng(self.seed)
         keep = set(rng.choice(groups, size=self.max_items, replace=False).tolist())
         return items[self._group_key(items).isin(keep).values]
-
-# %% ../../../nbs/02f_real_datasets.ipynb #68f68c66
-PAPER_DATASETS = {'tinysol': 'tinysol.TinySOL', 'audioset': 'audioset.AudioSet', 'melon': 'melon.Melon',   # module.class under
-                  'gtzan': 'gtzan.GTZAN', 'mtg_jamendo': 'jamendo.MTGJamendo'}                           # crossmodal.data.real
-
-def paper_dataset(name:str, # one of PAPER_DATASETS: tinysol, audioset, melon, gtzan, mtg_jamendo
-                  root:Path|str|None=None, # the dataset's folder (default `data_home()/'datasets'/<name>`)
-                  **options # the loader's own options (`allow_missing`, `max_items`, `seed`, …)
-                 ) -> RealDataset:
-    "The loader of a real dataset by name, built on `root` with its `options`."
-    key = name.lower().replace('-', '_')
-    if key not in PAPER_DATASETS:
-        raise ValueError(f"crossmodal: unknown dataset {name!r}; choose one of {', '.join(PAPER_DATASETS)}")
-    module, cls = PAPER_DATASETS[key].split('.')
-    return getattr(importlib.import_module(f'crossmodal.data.real.{module}'), cls)(root, **options)
 
 # %% ../../../nbs/02f_real_datasets.ipynb #33ca2fca
 def dataset_source(profile:str|Profile # a profile name or Profile

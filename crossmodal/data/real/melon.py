@@ -70,7 +70,7 @@ class Melon(RealDataset):
         if not present.all():
             print(f"{self.title}: {int(present.sum())} of {len(items)} songs in song_meta.json have a mel-spectrogram "
                   f"under arena_mel/ (the full release has 649,091); the {int((~present).sum())} without one are left out")
-        return self._cap(items[present]).reset_index(drop=True)
+        return self._finish(self._cap(items[present]))
 
 # %% ../../../nbs/02i_melon.ipynb #e43f3f30
 @patch

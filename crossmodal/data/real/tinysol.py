@@ -75,9 +75,9 @@ class TinySOL(RealDataset):
             'source': self.name, 'licence': self.licence,
             'split': [f'fold-{int(float(f))}' for f in meta[fold_c]],
             'instrument': meta[abbr_c].values,
-            'family': meta[fam_c].values if fam_c else None,
-            'pitch': meta[pitch_c].values if pitch_c else None,
-            'pitch_id': [int(float(v)) if v else -1 for v in meta[pid_c]] if pid_c else -1,
+            'instrument_family': meta[fam_c].values if fam_c else None,
+            'pitch_name': meta[pitch_c].values if pitch_c else None,
+            'pitch': [int(float(v)) if v else -1 for v in meta[pid_c]] if pid_c else -1,
             'dynamics': meta[dyn_c].values if dyn_c else None,
             'fold': [int(float(f)) for f in meta[fold_c]],
         })

@@ -13,12 +13,15 @@ import numpy as np
 import pandas as pd
 
 from ...core import Profile, get_profile, data_home, content_hash, progress, file_sha256, note_cache_use
-from ..manifest import SILENCE_PEAK, damaged_files, reuse_render, require_intact
+from ..manifest import (SILENCE_PEAK, MANIFEST_COLUMNS, check_manifest, damaged_files, finish_render, read_manifest,
+                                      RenderedDataset,
+                                      reuse_render, write_manifest)
 from .instruments import find_soundfont, plan_audio
 
 # %% auto #0
-__all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'MANIFEST_COLUMNS', 'RENDER_STAGE', 'MIN_ITEMS_FOR_PROCESSES',
-           'SoundFontSynth', 'audio_folder', 'read_manifest', 'render_studio_audio', 'tinysol_metadata']
+__all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'AUDIO_COLUMNS', 'AUDIO_REMEDY', 'RENDER_STAGE',
+           'MIN_ITEMS_FOR_PROCESSES', 'SoundFontSynth', 'audio_folder', 'render_studio_audio', 'tinysol_metadata',
+           'StudioAudio']
 
 # %% ../../../nbs/02b_studio_audio.ipynb #5858c135
 def _fluidsynth():
@@ -141,7 +144,7 @@ def _move_into_place(tmp, folder, force):
         shutil.rmtree(tmp, ignore_errors=True)
 
 # %% ../../../nbs/02b_studio_audio.ipynb #df38026a
-RENDER_VERSION = 2  # bump when a change to the renderer changes the audio
+RENDER_VERSION = 3  # bump when a change to the renderer changes the audio or the manifest's columns
 
 def _soundfont_identity(sf):
     path = find_soundfont(sf)
@@ -160,25 +163,11 @@ def audio_folder(profile:str|Profile='tiny', # profile name or Profile: its plan
     return Path(root or data_home() / 'studio') / f'{P.name}-{key}'
 
 # %% ../../../nbs/02b_studio_audio.ipynb #6a80e7e5
-MANIFEST_COLUMNS = ['id', 'path', 'modality', 'label', 'ontology_ids', 'source', 'licence', 'split', 'sf_family',
-                    'dataset', 'instrument', 'family', 'kind', 'bank', 'program', 'preset', 'channel', 'pitch',
-                    'pitch_name', 'velocity', 'dynamics', 'dynamics_id', 'group', 'fold', 'notes', 'sample_rate',
-                    'duration', 'peak', 'rms_db', 'sha256']
-
-# %% ../../../nbs/02b_studio_audio.ipynb #2d47212f
-def read_manifest(folder:str|Path, # a finished render folder
-                  verify:bool=True # check every clip against its SHA-256 (raise naming the damaged ones)
-                 ) -> pd.DataFrame:
-    "The manifest of a finished render folder (`manifest.csv`); `.attrs` holds the folder and the render summary."
-    folder = Path(folder)
-    if not (folder / '.done').exists():
-        raise FileNotFoundError(f"crossmodal: {folder} is not a finished render (no .done marker); render it again")
-    manifest = pd.read_csv(folder / 'manifest.csv', keep_default_na=False, na_values=[''], dtype={'sha256': str})
-    manifest.attrs.update(root=str(folder), summary=json.loads((folder / 'summary.json').read_text()))
-    if verify:
-        remedy = "render_studio_audio with the same profile and seed re-renders"
-        require_intact(folder, manifest, 'rendered clips', remedy)
-    return manifest
+AUDIO_COLUMNS = MANIFEST_COLUMNS + [  # the common columns, then the studio audio's own
+    'pitch', 'dynamics', 'articulation', 'instrument_family', 'timbre_family', 'sha256', 'dataset', 'instrument', 'kind',
+    'bank', 'program', 'preset', 'channel', 'pitch_name', 'velocity', 'dynamics_id', 'fold', 'notes', 'sample_rate',
+    'duration', 'peak', 'rms_db']
+AUDIO_REMEDY = "render_studio_audio with the same profile and seed re-renders"  # what a damaged-clip error suggests
 
 # %% ../../../nbs/02b_studio_audio.ipynb #c23de563
 RENDER_STAGE = 'render studio audio'  # its name in the run's cache-use table
@@ -258,16 +247,16 @@ def render_studio_audio(profile:str|Profile='tiny', # profile name or Profile: s
                            sample_rate=P.audio_sample_rate, duration=P.clip_seconds, sha256=status.sha256.values)
     kept = (status.status.isin(['ok', 'limited'])).values
     skipped = status[~kept]
-    manifest = manifest[kept][MANIFEST_COLUMNS].reset_index(drop=True)
+    manifest = check_manifest(manifest[kept][AUDIO_COLUMNS].reset_index(drop=True), 'studio audio')
     summary = dict(profile=P.name, seed=seed, planned=len(plan), rendered=int(kept.sum()),
                    silent_skipped=int((status.status == 'silent').sum()),
                    missing_preset_skipped=int((status.status == 'missing_preset').sum()),
                    limited=int((status.status == 'limited').sum()), skipped_ids=skipped.index.tolist(),
                    render_seconds=round(seconds, 2), clips_per_second=round(len(plan) / max(seconds, 1e-9), 1),
                    n_jobs=n_jobs, cached=False)
-    manifest.to_csv(tmp / 'manifest.csv', index=False)
+    write_manifest(manifest, tmp / 'manifest.csv')
     (tmp / 'summary.json').write_text(json.dumps(summary, indent=1))
-    (tmp / '.done').write_text('')
+    finish_render(tmp, 'rendered clips', AUDIO_REMEDY)
     _move_into_place(tmp, folder, force)
     note_cache_use(RENDER_STAGE, misses=summary['rendered'])
     if verbose:
@@ -284,8 +273,21 @@ def tinysol_metadata(manifest:pd.DataFrame # a studio audio manifest
     "The TinySOL-like notes of `manifest` with TinySOL_metadata.csv's columns (Path relative to `audio/tinysol-like`)."
     notes = manifest[(manifest.dataset == 'tinysol-like') & (manifest.kind == 'note')]
     return pd.DataFrame({
-        'Path': notes.path.str.replace('audio/tinysol-like/', '', regex=False), 'Fold': notes.fold, 'Family': notes.family,
-        'Instrument (abbr.)': notes.instrument, 'Instrument (in full)': notes.label, 'Technique (abbr.)': 'ord',
+        'Path': notes.path.str.replace('audio/tinysol-like/', '', regex=False), 'Fold': notes.fold, 'Family': notes.instrument_family,
+        'Instrument (abbr.)': notes.instrument, 'Instrument (in full)': notes.labels.str[0], 'Technique (abbr.)': 'ord',
         'Technique (in full)': 'ordinario', 'Pitch': notes.pitch_name, 'Pitch ID': notes.pitch,
         'Dynamics': notes.dynamics, 'Dynamics ID': notes.dynamics_id, 'Instance ID': 0,
         'String ID (if applicable)': '', 'Needed digital retuning': False}).reset_index(drop=True)
+
+# %% ../../../nbs/02b_studio_audio.ipynb #cde10e4a
+class StudioAudio(RenderedDataset):
+    "The studio audio of a profile and seed as a dataset: rendered on the first `manifest()`, its verified cache after."
+    name, title = 'studio_audio', 'studio audio'
+    def __init__(self, root:str|Path|None=None, # parent folder of renders (default `data_home()/'studio'`)
+                 profile:str|Profile='tiny', # the profile whose plan is rendered
+                 seed:int=0, # the plan's seed
+                 instruments:list|None=None): # only these instruments
+        self.root, self.profile, self.seed, self.instruments = root, profile, seed, instruments
+    def folder(self) -> Path: return audio_folder(self.profile, self.seed, self.instruments, self.root)
+    def render(self, verbose:bool=True) -> pd.DataFrame:
+        return render_studio_audio(self.profile, self.seed, self.instruments, root=self.root, verbose=verbose)

@@ -12,15 +12,17 @@ import pandas as pd
 from PIL import Image, ImageEnhance, ImageOps
 
 from ...core import Profile, get_profile, data_home, content_hash, progress, file_sha256, note_cache_use
-from ..manifest import reuse_render, require_intact
+from ..manifest import (MANIFEST_COLUMNS, RenderedDataset, check_manifest, finish_render, read_manifest,
+                                      reuse_render, write_manifest)
 from .drawings import (CorruptDrawing, IMAGE_SETS, attribution_table, image_classes,
                                              list_instrument_drawings, ontology_ids, render_drawing, slugify,
                                              usable_classes)
 
 # %% auto #0
-__all__ = ['TEST_FAMILIES', 'VALID_FAMILIES', 'IMAGES_FORMAT_VERSION', 'MANIFEST_COLUMNS', 'RENDER_STAGE', 'augmentation_rng',
-           'random_background', 'jitter_colours', 'drawing_luminance', 'augment', 'family_split', 'assign_splits',
-           'images_dir', 'select_drawings', 'read_manifest', 'render_log', 'render_images']
+__all__ = ['TEST_FAMILIES', 'VALID_FAMILIES', 'IMAGES_FORMAT_VERSION', 'IMAGE_COLUMNS', 'IMAGES_REMEDY', 'RENDER_STAGE',
+           'augmentation_rng', 'random_background', 'jitter_colours', 'drawing_luminance', 'augment', 'family_split',
+           'assign_splits', 'images_dir', 'select_drawings', 'render_log', 'plan_images', 'render_images',
+           'StudioImages']
 
 # %% ../../../nbs/02d_studio_images.ipynb #97f3a3c8
 def augmentation_rng(seed:int, # the render's seed
@@ -133,7 +135,7 @@ def assign_splits(df:pd.DataFrame, # any table with a `design_family` column (dr
     return df.design_family.map(lambda f: family_split(f, test_families, valid_families)).rename('split')
 
 # %% ../../../nbs/02d_studio_images.ipynb #23462f6f
-IMAGES_FORMAT_VERSION = 2  # bump whenever rendering or augmentation changes the pixels
+IMAGES_FORMAT_VERSION = 3  # bump whenever rendering or augmentation changes the pixels, or the manifest's columns change
 
 
 def images_dir(profile:Profile|str, # the profile the images are rendered for
@@ -181,22 +183,9 @@ def _remove_stale_tmp(folder:Path):
         except PermissionError: pass  # alive, owned by someone else
 
 # %% ../../../nbs/02d_studio_images.ipynb #d748bfa1
-MANIFEST_COLUMNS = ['id', 'path', 'modality', 'label', 'ontology_ids', 'source', 'design_family', 'licence', 'author',
-                    'split', 'drawing_id', 'drawing_name', 'codepoint', 'augmentation', 'sha256']
-
-def read_manifest(folder:Path|str, # a finished image render folder
-                  verify:bool=True # check every image against its SHA-256 (raise naming the damaged ones)
-                 ) -> pd.DataFrame:
-    "The manifest written by `render_images` in `folder`, with its column types; `.attrs['root']` holds `folder`."
-    folder = Path(folder)
-    if not (folder / '.done').exists(): raise FileNotFoundError(f"crossmodal: no complete image render in {folder}")
-    manifest = pd.read_csv(folder / 'manifest.csv', dtype={'codepoint': str, 'ontology_ids': str, 'sha256': str},
-                           keep_default_na=False)
-    manifest.attrs['root'] = str(folder)  # where `path` is relative to
-    if verify:
-        remedy = "render_images with the same profile, seed, sets and classes re-renders"
-        require_intact(folder, manifest, 'rendered images', remedy)
-    return manifest
+IMAGE_COLUMNS = MANIFEST_COLUMNS + ['design_family', 'sha256', 'author', 'drawing_id', 'drawing_name', 'codepoint',
+                                    'augmentation']  # the common columns, then the studio images' own
+IMAGES_REMEDY = "render_images with the same profile, seed, sets and classes re-renders"  # what a damaged-image error suggests
 
 # %% ../../../nbs/02d_studio_images.ipynb #26e0b7dc
 def render_log(manifest_folder:Path|str # a finished image render folder
@@ -224,6 +213,24 @@ def _rerender_images(folder:Path, manifest:pd.DataFrame, bad:list, drawings:pd.D
     except CorruptDrawing: return False
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../../../nbs/02d_studio_images.ipynb #73fa940f
+def plan_images(sets:list|None=None, # only these sets (default: all)
+                classes:list|None=None, # only these classes (default: all mapped classes)
+                min_sets:int=1, # only classes drawn in at least this many of the chosen sets
+                augmentations_per_drawing:int=1, # variants rendered of each drawing
+                max_items:int|None=None # cap on images (drawings × variants), None: every drawing
+               ) -> pd.DataFrame:
+    "The drawings a render will draw, one row each with its split: the render's plan, before any pixel."
+    drawings = list_instrument_drawings(sets)
+    if classes is not None:
+        unknown = sorted(set(classes) - set(image_classes()))
+        if unknown: raise ValueError(f"crossmodal: unknown instrument class(es) {unknown}; known: {', '.join(image_classes())}")
+        drawings = drawings[drawings.label.isin(classes)]
+    drawings = drawings[drawings.label.isin(usable_classes(drawings, min_sets))]
+    if augmentations_per_drawing < 1: raise ValueError(f"crossmodal: augmentations_per_drawing must be >= 1, got {augmentations_per_drawing}")
+    drawings = select_drawings(drawings, None if max_items is None else max(1, max_items // augmentations_per_drawing))
+    return drawings.assign(split=assign_splits(drawings)).reset_index(drop=True)
+
 # %% ../../../nbs/02d_studio_images.ipynb #708527d3
 RENDER_STAGE = 'render studio images'  # its name in the run's cache-use table
 
@@ -235,18 +242,10 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
                   root:Path|str|None=None, # instead of `data_home()`
                   verbose:bool=True # print the summary
                  ) -> pd.DataFrame:
-    "Render (or read back, verified) the instrument images; return the manifest, one row per image (`MANIFEST_COLUMNS`), `.attrs['root']` its folder."
+    "Render (or read back, verified) the instrument images; return the manifest, one row per image (`IMAGE_COLUMNS`), `.attrs['root']` its folder."
     P = get_profile(profile)
-    drawings = list_instrument_drawings(sets)
-    if classes is not None:
-        unknown = sorted(set(classes) - set(image_classes()))
-        if unknown: raise ValueError(f"crossmodal: unknown instrument class(es) {unknown}; known: {', '.join(image_classes())}")
-        drawings = drawings[drawings.label.isin(classes)]
-    drawings = drawings[drawings.label.isin(usable_classes(drawings, min_sets))]
     n_aug = P.augmentations_per_drawing
-    if n_aug < 1: raise ValueError(f"crossmodal: augmentations_per_drawing must be >= 1, got {n_aug}")
-    drawings = select_drawings(drawings, None if P.max_items is None else max(1, P.max_items // n_aug))
-    drawings = drawings.assign(split=assign_splits(drawings)).reset_index(drop=True)
+    drawings = plan_images(sets, classes, min_sets, n_aug, P.max_items)
     folder = images_dir(P, seed, drawings, root)
     replace = False  # replace a finished folder (one found unusable)
     if (folder / '.done').exists():
@@ -269,18 +268,18 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
         except CorruptDrawing as e: skipped.append((d.drawing_id, str(e))); continue
         for a in range(n_aug):
             digest = _write_variant(drawing, d, a, seed, P.image_size, tmp)
-            rows.append(dict(id=f'{d.drawing_id}#{a}', path=_image_path(d, a), modality='image', label=d.label,
-                             ontology_ids=class_ids[d.label], source=d.source, design_family=d.design_family,
-                             licence=d.licence, author=d.author, split=d.split, drawing_id=d.drawing_id,
+            rows.append(dict(id=f'{d.drawing_id}#{a}', path=_image_path(d, a), modality='image', labels=[d.label],
+                             ontology_ids=class_ids[d.label].split(';'), split=d.split, group=d.drawing_id, source=d.source, design_family=d.design_family,
+                             licence=d.licence, author=d.author, drawing_id=d.drawing_id,
                              drawing_name=d.name, codepoint=d.codepoint, augmentation=a, sha256=digest))
     seconds = time.perf_counter() - start
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    manifest.to_csv(tmp / 'manifest.csv', index=False)
+    manifest = check_manifest(pd.DataFrame(rows, columns=IMAGE_COLUMNS), 'studio images')
+    write_manifest(manifest, tmp / 'manifest.csv')
     attribution = drawings.drop(columns=['ref'])[~drawings.drawing_id.isin([s for s, _ in skipped])]
     attribution.merge(attribution_table()[['source', 'url']], on='source').to_csv(tmp / 'ATTRIBUTION.csv', index=False)
     (tmp / 'render_log.json').write_text(json.dumps(dict(profile=P.name, seed=seed, n_images=len(manifest),
         n_drawings=len(drawings) - len(skipped), skipped=skipped, seconds=round(seconds, 2)), indent=1))
-    (tmp / '.done').write_text('complete\n')
+    finish_render(tmp, 'rendered images', IMAGES_REMEDY)
     if (folder / '.done').exists() and not replace: shutil.rmtree(tmp)  # another process finished the same render first
     else:
         if folder.exists():  # an interrupted render (no `.done`) or an unusable one: move it aside, then swap
@@ -290,8 +289,26 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
     note_cache_use(RENDER_STAGE, misses=len(manifest))
     if verbose:
         print(f"crossmodal images: {len(manifest)} images of {len(drawings) - len(skipped)} drawings "
-              f"({manifest.label.nunique()} classes) in {seconds:.1f} s -> {folder}")
+              f"({drawings.label.nunique()} classes) in {seconds:.1f} s -> {folder}")
         if skipped:
             print(f"  skipped {len(skipped)} drawing(s) that could not be rendered:")
             for drawing_id, err in skipped: print(f"    {drawing_id}: {err}")
     return read_manifest(folder, verify=False)  # just written: the checksums were taken from these files
+
+# %% ../../../nbs/02d_studio_images.ipynb #9e189756
+class StudioImages(RenderedDataset):
+    "The studio images of a profile and seed as a dataset: rendered on the first `manifest()`, its verified cache after."
+    name, title = 'studio_images', 'studio images'
+    def __init__(self, root:str|Path|None=None, # instead of `data_home()`
+                 profile:str|Profile='tiny', # sizes: `image_size`, `augmentations_per_drawing`, `max_items`
+                 seed:int=0, # seed of the augmentations
+                 sets:list|None=None, # only these sets
+                 classes:list|None=None, # only these classes
+                 min_sets:int=1): # only classes drawn in at least this many of the sets
+        self.root, self.profile, self.seed, self.sets, self.classes, self.min_sets = root, profile, seed, sets, classes, min_sets
+    def folder(self) -> Path:
+        P = get_profile(self.profile)
+        drawings = plan_images(self.sets, self.classes, self.min_sets, P.augmentations_per_drawing, P.max_items)
+        return images_dir(P, self.seed, drawings, self.root)
+    def render(self, verbose:bool=True) -> pd.DataFrame:
+        return render_images(self.profile, self.seed, self.sets, self.classes, self.min_sets, self.root, verbose)

@@ -251,10 +251,10 @@ def plan_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, Sou
                     stem = f"{key}-{r['kind']}-{r['group']}-v{r['velocity']:03d}-{sf}" if r['kind'] == 'note' else f"{key}-{r['group']}-{sf}"
                     rel = f"audio/studio/{key}/{stem}.wav"
                 rows.append(dict(
-                    id=f"{dataset}/{stem}", path=rel, modality='audio', label=label,
-                    ontology_ids=';'.join(spec['audioset_ids']), source=sf, licence=SOUNDFONTS[sf]['licence'],
+                    id=f"{dataset}/{stem}", path=rel, modality='audio', labels=[label], articulation='ord',
+                    ontology_ids=list(spec['audioset_ids']), source=sf, licence=SOUNDFONTS[sf]['licence'],
                     split='test' if fam == HELD_OUT_FAMILY else ('valid' if r['in_valid'] else 'train'),
-                    sf_family=fam, dataset=dataset, instrument=key, family=spec['family'],
+                    timbre_family=fam, dataset=dataset, instrument=key, instrument_family=spec['family'],
                     kind=r['kind'], bank=spec['bank'], program=r['program'], channel=9 if spec['bank'] == 128 else 0,
                     pitch=r['pitch'], pitch_name=pitch_name, velocity=r['velocity'], dynamics=dyn, dynamics_id=dyn_id,
                     group=f"{dataset}/{key}/{r['group']}", fold=r['fold'], notes=json.dumps(r['notes'])))
