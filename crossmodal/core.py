@@ -62,14 +62,14 @@ class Profile:
     comparable_to_paper: bool = False  # True when the data and models are the papers' own
     # studio audio rendering
     soundfonts: tuple = ('FluidR3_GM', 'MuseScore_General', 'TimGM6mb')  # GM banks rendered; TimGM6mb is the held-out timbre
-    pitches_per_instrument: int = 6  # pitches spread over each instrument's range
-    velocities: tuple = (40, 80, 120)  # MIDI velocities: pp, mf, ff
-    phrases_per_instrument: int = 2  # short multi-note phrases per instrument and SoundFont
+    pitches_per_instrument: int = 24  # distinct pitches spread over each instrument's range (fewer where the range is narrower)
+    velocities: tuple = (36, 60, 80, 100, 120)  # MIDI velocities: pp, p, mf, f, ff (TinySOL's five dynamics)
+    phrases_per_instrument: int = 8  # short multi-note phrases per instrument and SoundFont
     clip_seconds: float = 3.0  # length of every rendered clip
     audio_sample_rate: int = 22050  # rate the studio audio is stored at (embedders resample)
     # studio images
     image_size: int = 128  # side of the square rendered pictograms, pixels
-    augmentations_per_drawing: int = 8  # augmented variants of each drawing
+    augmentations_per_drawing: int = 16  # augmented variants of each drawing (the frames scenes can show)
     # paired audio-image data and training
     pairs_per_class: int = 300  # pairs per class of the classification subset (the paper: 1,000); other subsets scale with it
     batch_size: int = 512  # contrastive training batch (the paper: 4096)
@@ -97,10 +97,10 @@ class Profile:
 
 # %% ../nbs/00_core.ipynb #f1966fea
 PROFILES = {
-    'tiny': Profile('tiny', soundfonts=('FluidR3_GM', 'TimGM6mb'), pitches_per_instrument=4, velocities=(80,),
+    'tiny': Profile('tiny', soundfonts=('FluidR3_GM', 'TimGM6mb'), pitches_per_instrument=8, velocities=(80,),
                     phrases_per_instrument=0, clip_seconds=1.0, audio_sample_rate=16000, image_size=48,
-                    augmentations_per_drawing=1, pairs_per_class=12, batch_size=32, max_epochs=3, patience=2,
-                    n_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=200,
+                    augmentations_per_drawing=2, pairs_per_class=12, batch_size=32, max_epochs=3, patience=2,
+                    n_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=400,
                     grid_audio_embedders=('mfcc', 'MTT_musicnn')),
     'studio': Profile('studio'),
     'paper': Profile('paper', comparable_to_paper=True, pairs_per_class=1000, batch_size=4096, max_epochs=200,

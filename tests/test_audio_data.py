@@ -139,8 +139,11 @@ def test_tinysol_metadata(small):
 def test_full_plans_sizes():
     studio = plan_audio('studio', 0)
     P = get_profile('studio')
-    per_instrument = P.pitches_per_instrument * len(P.velocities) + P.phrases_per_instrument
-    assert len(studio) == (len(STUDIO_CLASSES) + len(TINYSOL_INSTRUMENTS)) * len(P.soundfonts) * per_instrument
+    from crossmodal.data.studio.instruments import instrument_spec
+    specs = [instrument_spec(n)[2] for n in [*STUDIO_CLASSES, *TINYSOL_INSTRUMENTS]]
+    pitches = [min(P.pitches_per_instrument, len(s['keys']) if s['keys'] is not None else s['high'] - s['low'] + 1) for s in specs]
+    assert len(studio) == sum(p * len(P.velocities) + P.phrases_per_instrument for p in pitches) * len(P.soundfonts)
+    assert max(pitches) == 24 and min(pitches) < 24   # every instrument that has 24 pitches in its range gets them
     assert len(plan_audio('tiny', 0)) <= get_profile('tiny').max_items
 
 

@@ -17,7 +17,7 @@ from crossmodal.spaces.translation import fit_pca, shared_pca_components, train_
 @pytest.fixture(scope='module')
 def projected():
     am, im, ae, ie = studio_embeddings('tiny', 0, 'mfcc', 'hog_colour')
-    pairs = make_pairs(am, im, 'tiny', 0)
+    pairs = make_pairs(am, im, 12, 0)
     xa, xi, _ = pair_embeddings(pairs, am, im, ae, ie, 'translation')
     translator, _ = train_translation(xa, xi, seed=0, batch_size=32, max_epochs=2, progress=False)
     k = shared_pca_components(xa, xi)

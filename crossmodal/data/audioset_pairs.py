@@ -207,7 +207,7 @@ def wu_pairs(profile:str|Profile, # 'tiny'/'studio' (rendered data) or 'paper' (
     from crossmodal.data.studio.images import render_images
     audio, images = render_studio_audio(P, seed, verbose=False), render_images(P, seed, verbose=False)
     knobs = {k: v for k, v in dict(pair_noise=pair_noise, class_skew=class_skew).items() if v is not None}
-    return audio, images, make_pairs(audio, images, P, seed, **knobs)   # make_pairs' defaults for the knobs not given
+    return audio, images, make_pairs(audio, images, P.pairs_per_class, seed, **knobs)   # make_pairs' defaults for the knobs not given
 
 # %% ../../nbs/02m_audioset_pairs.ipynb #1833ef0a
 def balance_translation(pairs:pd.DataFrame, # pairs in Table 2's subsets

@@ -12,14 +12,13 @@ from .manifest import single_label
 
 # %% auto #0
 __all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'pair_label', 'paired_classes', 'subset_sizes',
-           'sample_pairs', 'with_balanced_subset', 'check_disjoint', 'make_pairs']
+           'one_to_one', 'pass_drawings_round', 'with_balanced_subset', 'make_scenes', 'scene_pairs',
+           'skew_translation', 'check_disjoint', 'distinct_material', 'make_pairs']
 
 # %% ../../nbs/02e_pairs.ipynb #0fd56e4c
 def _group_key(df:pd.DataFrame) -> pd.Series:
-    "The unit that must stay on one side: a drawing, or an instrument's pitch across velocities and SoundFonts of a family."
-    if 'drawing_id' in df: return df['drawing_id'].astype(str)
-    if 'group' in df: return df['group'].astype(str)
-    return df['id'].astype(str)
+    "The unit that must stay on one side of a cut: the manifest's `group` (else each item alone)."
+    return (df['group'] if 'group' in df else df['id']).astype(str)
 
 # %% ../../nbs/02e_pairs.ipynb #3ec16d91
 IMAGE_TO_PAIR_CLASS = {'drum': 'drums', 'long drum': 'drums', 'drum kit': 'drums'}  # drawing class -> Wu et al.'s class
@@ -79,38 +78,35 @@ def _split_groups(df:pd.DataFrame, share:float, rng:np.random.Generator) -> tupl
         first[np.asarray(df.index.get_indexer(idx))[keys.loc[idx].isin(groups[:n]).to_numpy()]] = True
     return df[first], df[~first]
 
-# %% ../../nbs/02e_pairs.ipynb #136595d3
-def _class_counts(classes:list, total:int, skew:float, rng:np.random.Generator) -> dict:
-    "Split `total` pairs over `classes`: equal for skew 0, Zipf with exponent `skew` over shuffled ranks otherwise."
-    ranks = rng.permutation(len(classes)) + 1
-    weights = ranks.astype(float) ** (-skew)
-    counts = np.maximum(1, np.floor(weights / weights.sum() * total)).astype(int)
-    for i in np.argsort(-weights)[: max(0, total - counts.sum())]: counts[i] += 1
-    return dict(zip(classes, counts.tolist()))
-
-# %% ../../nbs/02e_pairs.ipynb #a93e30b3
-def sample_pairs(audio:pd.DataFrame, # audio pool of the subset
-                 images:pd.DataFrame, # image pool of the subset (labels already mapped with `pair_label`)
-                 counts:dict, # pairs per class
-                 pair_noise:float, # share of pairs whose image comes from another class
-                 rng:np.random.Generator, # the pairing's generator
-                 subset:str # the subset's name, written in every row
-                ) -> pd.DataFrame:
-    "Pairs of one subset: audio_id, image_id, label (the audio's), image_label, noisy."
+# %% ../../nbs/02e_pairs.ipynb #988030dd
+def one_to_one(audio:pd.DataFrame, # the subset's audio pool (`id`, `label`)
+               images:pd.DataFrame, # the subset's image pool (`id`, `label`, already mapped with `pair_label`)
+               cap:int, # at most this many scenes per class
+               rng:np.random.Generator, # the shuffles' generator
+               subset:str # the subset's name, written in every row
+              ) -> pd.DataFrame:
+    "Scenes of one subset: per class, clips and images shuffled and paired one to one, as many as the smaller pool holds."
     rows = []
-    for label, n in counts.items():
-        a = audio[audio.label == label]; same = images[images.label == label]; other = images[images.label != label]
-        if a.empty or same.empty:
-            raise ValueError(f"crossmodal pairs: class {label!r} has no {'audio' if a.empty else 'image'} in the {subset} pool; "
-                             "render more items (a larger profile) or drop the class")
-        noisy = rng.random(n) < pair_noise if len(other) else np.zeros(n, bool)
-        audio_ids = a.id.to_numpy()[rng.integers(len(a), size=n)]
-        img_same = same.index.to_numpy()[rng.integers(len(same), size=n)]
-        img_other = other.index.to_numpy()[rng.integers(max(len(other), 1), size=n)] if len(other) else img_same
-        chosen = images.loc[np.where(noisy, img_other, img_same)]
-        rows.append(pd.DataFrame({'subset': subset, 'label': label, 'audio_id': audio_ids, 'image_id': chosen.id.to_numpy(),
-                                  'image_label': chosen.label.to_numpy(), 'noisy': noisy}))
+    for label in sorted(set(audio.label) | set(images.label)):
+        a, i = audio.id[audio.label == label].to_numpy(), images.id[images.label == label].to_numpy()
+        if not len(a) or not len(i):
+            raise ValueError(f"crossmodal scenes: class {label!r} has {len(a)} clip(s) and {len(i)} image(s) in the {subset} "
+                             "pool; every class needs both (render more, or leave the class out with `classes=`)")
+        n = min(len(a), len(i), cap)
+        rows.append(pd.DataFrame({'subset': subset, 'audio_id': rng.permutation(a)[:n], 'image_id': rng.permutation(i)[:n]}))
     return pd.concat(rows, ignore_index=True)
+
+# %% ../../nbs/02e_pairs.ipynb #c0433779
+def pass_drawings_round(scenes:pd.DataFrame, # scenes of one subset (`audio_id`, `image_id`)
+                        share:float, # the share of scenes whose drawing is exchanged
+                        rng:np.random.Generator # which scenes, and in which order
+                       ) -> pd.DataFrame:
+    "`scenes` with a random `share` of them given each other's drawings (a cycle): no drawing lost or used twice."
+    if not 0 <= share < 1: raise ValueError(f"crossmodal scenes: pair_noise must be in [0, 1), got {share}")
+    chosen = rng.permutation(np.flatnonzero(rng.random(len(scenes)) < share))
+    out = scenes.copy()
+    out.loc[out.index[chosen], 'image_id'] = scenes['image_id'].to_numpy()[np.roll(chosen, 1)]
+    return out
 
 # %% ../../nbs/02e_pairs.ipynb #15c08c3f
 def with_balanced_subset(pairs:pd.DataFrame # pairs with a `classification_train` subset
@@ -120,49 +116,114 @@ def with_balanced_subset(pairs:pd.DataFrame # pairs with a `classification_train
     smallest = train.groupby('label').size().min()
     return pd.concat([pairs, train.groupby('label').head(smallest).assign(subset='classification_balanced')], ignore_index=True)
 
-# %% ../../nbs/02e_pairs.ipynb #3c46a269
-def check_disjoint(pairs:pd.DataFrame # from `make_pairs`
-                  ) -> None:
-    "Raise if a clip or an image appears in two subsets (the balanced subset is part of classification_train)."
-    base = pairs[pairs.subset != 'classification_balanced']
-    for col in ['audio_id', 'image_id']:
-        shared = base.groupby(col).subset.nunique()
-        if (shared > 1).any():
-            raise AssertionError(f"crossmodal pairs: {col} {shared[shared > 1].index[0]!r} is in several subsets")
-
-# %% ../../nbs/02e_pairs.ipynb #3571a4de
-def make_pairs(audio:pd.DataFrame, # studio audio manifest
-               images:pd.DataFrame, # studio image manifest
-               profile:str|Profile='tiny', # sizes: `pairs_per_class`
-               seed:int=0, # same seed, same pairs
-               pair_noise:float=0.2, # share of translation pairs whose image shows another class
-               class_skew:float=1.0, # Zipf exponent of the translation subset's class sizes (0: balanced)
-               classes:list|None=None, # classes to pair (default: every class `paired_classes` accepts)
-               translation_share:float=0.8 # share of the training groups given to the translation subset
-              ) -> pd.DataFrame:
-    "All pairs of the studio data in Wu et al.'s non-overlapping subsets."
-    P = get_profile(profile)
-    if not 0 <= pair_noise < 1: raise ValueError(f"crossmodal pairs: pair_noise must be in [0, 1), got {pair_noise}")
-    if class_skew < 0: raise ValueError(f"crossmodal pairs: class_skew must be >= 0, got {class_skew}")
+# %% ../../nbs/02e_pairs.ipynb #605b4fa2
+def make_scenes(audio:pd.DataFrame, # studio audio manifest
+                images:pd.DataFrame, # studio image manifest
+                pairs_per_class:int=300, # the classification subset's cap per class; the others scale with Table 2
+                seed:int=0, # same seed, same scenes
+                pair_noise:float=0.2, # share of translation scenes whose drawing shows another class
+                classes:list|None=None, # classes to pair (default: every class `paired_classes` accepts)
+                translation_share:float=0.8 # share of the training groups given to the translation subset
+               ) -> pd.DataFrame:
+    "The studio scenes in Wu et al.'s non-overlapping subsets: `scene`, `subset`, `audio_id`, `image_id` (no labels)."
     table = paired_classes(audio, images)
     usable = table[table.paired].label.tolist()
     classes = usable if classes is None else list(classes)
     bad = sorted(set(classes) - set(usable))
-    if bad:
-        why = table.set_index('label').reindex(bad).reason.fillna('unknown class').to_dict()
-        raise ValueError(f"crossmodal pairs: cannot pair {bad}: {why}")
+    if bad: raise ValueError(f"crossmodal scenes: cannot pair {bad}: {table.set_index('label').reindex(bad).reason.fillna('unknown class').to_dict()}")
     rng = np.random.default_rng(seed)
     audio = audio.assign(label=single_label(audio)); audio = audio[audio.label.isin(classes)]
     images = images.assign(label=single_label(images).map(pair_label)); images = images[images.label.isin(classes)]
-    a_train, a_rest = _split_groups(audio[audio.split == 'train'], translation_share, rng)
-    i_train, i_rest = _split_groups(images[images.split == 'train'], translation_share, rng)
-    sizes = subset_sizes(len(classes), P.pairs_per_class)
-    even = lambda n: _class_counts(classes, n, 0.0, rng)
-    parts = [sample_pairs(a_train, i_train, _class_counts(classes, sizes['translation'], class_skew, rng), pair_noise, rng, 'translation'),
-             sample_pairs(audio[audio.split == 'valid'], images[images.split == 'valid'], even(sizes['crossmodal']), 0.0, rng, 'crossmodal'),
-             sample_pairs(a_rest, i_rest, even(sizes['classification_train']), 0.0, rng, 'classification_train'),
-             sample_pairs(audio[audio.split == 'test'], images[images.split == 'test'], even(sizes['classification_test']), 0.0, rng, 'classification_test')]
-    pairs = with_balanced_subset(pd.concat(parts, ignore_index=True))
-    pairs.insert(0, 'pair_id', [f'p{i:06d}' for i in range(len(pairs))])
+    a_translation, a_classification = _split_groups(audio[audio.split == 'train'], translation_share, rng)
+    i_translation, i_classification = _split_groups(images[images.split == 'train'], translation_share, rng)
+    cap = {k: -(-n // len(classes)) for k, n in subset_sizes(len(classes), pairs_per_class).items()}
+    pools = {'translation': (a_translation, i_translation), 'crossmodal': (audio[audio.split == 'valid'], images[images.split == 'valid']),
+             'classification_train': (a_classification, i_classification),
+             'classification_test': (audio[audio.split == 'test'], images[images.split == 'test'])}
+    parts = [one_to_one(a, i, cap[name], rng, name) for name, (a, i) in pools.items()]
+    parts[0] = pass_drawings_round(parts[0], pair_noise, rng)
+    scenes = pd.concat(parts, ignore_index=True)
+    scenes.insert(0, 'scene', [f's{k:06d}' for k in range(len(scenes))])
+    return scenes
+
+# %% ../../nbs/02e_pairs.ipynb #ed23ca08
+def _classes_of(manifest:pd.DataFrame, ids:pd.Series, what:str) -> np.ndarray:
+    "The one label of each id in `ids`, read from `manifest`; a clear error naming ids the manifest lacks."
+    by_id = single_label(manifest).set_axis(manifest['id'].to_numpy())
+    missing = pd.Index(ids.unique()).difference(by_id.index)
+    if len(missing): raise ValueError(f"crossmodal scenes: {len(missing)} {what} id(s) of the scene table are not in the {what} "
+                                      f"manifest (e.g. {sorted(missing)[:3]}); make the scenes again from these manifests")
+    return by_id.loc[ids].to_numpy()
+
+def scene_pairs(scenes:pd.DataFrame, # from `make_scenes`: scene, subset, audio_id, image_id
+                audio:pd.DataFrame, # the audio manifest the scenes were made from
+                images:pd.DataFrame # the image manifest
+               ) -> pd.DataFrame:
+    "The pairs table: one row per scene with both items' classes and `noisy`, plus `classification_balanced`."
+    pairs = scenes.assign(label=_classes_of(audio, scenes.audio_id, 'audio'),
+                          image_label=pd.Series(_classes_of(images, scenes.image_id, 'image')).map(pair_label).to_numpy())
+    pairs['noisy'] = pairs.label != pairs.image_label
+    pairs = with_balanced_subset(pairs)
+    pairs.insert(0, 'pair_id', [f'p{k:06d}' for k in range(len(pairs))])
+    return pairs
+
+# %% ../../nbs/02e_pairs.ipynb #40dda703
+def skew_translation(pairs:pd.DataFrame, # the pairs table (`scene_pairs`)
+                     class_skew:float, # Zipf exponent over the classes (0: every class at the smallest one's count)
+                     rng:np.random.Generator # the ranks' and the kept scenes' generator
+                    ) -> pd.DataFrame:
+    "`pairs` with its translation scenes thinned per class to a Zipf law over shuffled ranks; other subsets untouched."
+    if class_skew < 0: raise ValueError(f"crossmodal pairs: class_skew must be >= 0, got {class_skew}")
+    translation = pairs[pairs.subset == 'translation']
+    counts = translation.groupby('label').size()
+    ranks = rng.permutation(len(counts)) + 1
+    keep_n = np.minimum(counts.to_numpy(), np.maximum(1, np.floor(counts.min() * ranks ** -float(class_skew)))).astype(int)
+    kept = [rng.permutation(translation.index[translation.label == c])[:n] for c, n in zip(counts.index, keep_n)]
+    return pairs.drop(translation.index.difference(np.concatenate(kept)))
+
+# %% ../../nbs/02e_pairs.ipynb #13eb752c
+def check_disjoint(pairs:pd.DataFrame, # from `make_pairs`
+                   audio:pd.DataFrame|None=None, # its audio manifest: check the clips' groups too
+                   images:pd.DataFrame|None=None # its image manifest: check the drawings' groups too
+                  ) -> None:
+    "Raise if a clip, an image or (given the manifests) a group is in two subsets, or an item in two scenes."
+    base = pairs[pairs.subset != 'classification_balanced']   # the balanced subset re-uses its training pairs
+    for col in ['audio_id', 'image_id']:
+        shared = base.groupby(col).subset.nunique()
+        if (shared > 1).any(): raise AssertionError(f"crossmodal pairs: {col} {shared[shared > 1].index[0]!r} is in several subsets")
+        if not base[col].is_unique: raise AssertionError(f"crossmodal pairs: {col} {base[col][base[col].duplicated()].iloc[0]!r} is in several scenes")
+    for col, manifest in (('audio_id', audio), ('image_id', images)):
+        if manifest is None: continue
+        group = base[col].map(manifest.set_index('id')['group'])
+        shared = base.assign(group=group).groupby('group').subset.nunique()
+        if (shared > 1).any(): raise AssertionError(f"crossmodal pairs: {col[:-3]} group {shared[shared > 1].index[0]!r} is in several subsets")
+
+# %% ../../nbs/02e_pairs.ipynb #6da54613
+def distinct_material(pairs:pd.DataFrame, # the pairs table
+                      audio:pd.DataFrame, # its audio manifest (`id`, `group`)
+                      images:pd.DataFrame # its image manifest (`id`, `group`, `drawing_id` where it has one)
+                     ) -> pd.DataFrame:
+    "Per subset: pairs, classes, distinct clips, audio groups, images, drawings and image groups."
+    a, i = audio.set_index('id'), images.set_index('id')
+    drawing = i['drawing_id'] if 'drawing_id' in i else i.index.to_series()
+    rows = pairs.assign(audio_group=pairs.audio_id.map(a['group']), drawing=pairs.image_id.map(drawing),
+                        image_group=pairs.image_id.map(i['group']))
+    return rows.groupby('subset', sort=False).agg(pairs=('audio_id', 'size'), classes=('label', 'nunique'),
+        clips=('audio_id', 'nunique'), audio_groups=('audio_group', 'nunique'), images=('image_id', 'nunique'),
+        drawings=('drawing', 'nunique'), image_groups=('image_group', 'nunique'))
+
+# %% ../../nbs/02e_pairs.ipynb #ba8b20ea
+def make_pairs(audio:pd.DataFrame, # studio audio manifest
+               images:pd.DataFrame, # studio image manifest
+               pairs_per_class:int=300, # the classification subset's cap per class (the paper: 1,000)
+               seed:int=0, # same seed, same pairs
+               pair_noise:float=0.2, # share of translation scenes whose drawing shows another class
+               class_skew:float=0.0, # Zipf exponent of the translation subset's class sizes (0: balanced)
+               classes:list|None=None, # classes to pair (default: every class `paired_classes` accepts)
+               translation_share:float=0.8 # share of the training groups given to the translation subset
+              ) -> pd.DataFrame:
+    "All pairs of the studio data: its scenes (`make_scenes`) as a pairs table (`scene_pairs`), the translation subset skewed."
+    scenes = make_scenes(audio, images, pairs_per_class, seed, pair_noise, classes, translation_share)
+    pairs = skew_translation(scene_pairs(scenes, audio, images), class_skew, np.random.default_rng([seed, 1]))
     pairs.attrs.update(pair_noise=pair_noise, class_skew=class_skew)   # the knobs as used, for titles and variants
     return pairs

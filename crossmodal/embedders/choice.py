@@ -155,7 +155,7 @@ def wu_data(profile:str|Profile, # the run's profile ('paper': AudioSet, else th
            ) -> tuple:
     "`(audio_manifest, image_manifest, pairs)` of a Wu et al. experiment, the subsets checked to share no clip or image."
     audio_manifest, image_manifest, pairs = wu_pairs(profile, seed, pair_noise, class_skew, audioset_root, verbose=verbose)
-    check_disjoint(pairs)
+    check_disjoint(pairs, audio_manifest, image_manifest)   # by item, by scene and by group
     return audio_manifest, image_manifest, pairs
 
 # %% ../../nbs/03o_embedder_choice.ipynb #08b5c94d

@@ -144,7 +144,7 @@ def _move_into_place(tmp, folder, force):
         shutil.rmtree(tmp, ignore_errors=True)
 
 # %% ../../../nbs/02b_studio_audio.ipynb #df38026a
-RENDER_VERSION = 3  # bump when a change to the renderer changes the audio or the manifest's columns
+RENDER_VERSION = 4  # bump when a change to the renderer changes the audio or the manifest's columns
 
 def _soundfont_identity(sf):
     path = find_soundfont(sf)

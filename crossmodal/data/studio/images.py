@@ -135,7 +135,7 @@ def assign_splits(df:pd.DataFrame, # any table with a `design_family` column (dr
     return df.design_family.map(lambda f: family_split(f, test_families, valid_families)).rename('split')
 
 # %% ../../../nbs/02d_studio_images.ipynb #23462f6f
-IMAGES_FORMAT_VERSION = 3  # bump whenever rendering or augmentation changes the pixels, or the manifest's columns change
+IMAGES_FORMAT_VERSION = 4  # bump whenever rendering or augmentation changes the pixels, or the manifest's columns change
 
 
 def images_dir(profile:Profile|str, # the profile the images are rendered for
@@ -269,7 +269,7 @@ def render_images(profile:Profile|str='tiny', # sizes: `image_size`, `augmentati
         for a in range(n_aug):
             digest = _write_variant(drawing, d, a, seed, P.image_size, tmp)
             rows.append(dict(id=f'{d.drawing_id}#{a}', path=_image_path(d, a), modality='image', labels=[d.label],
-                             ontology_ids=class_ids[d.label].split(';'), split=d.split, group=d.drawing_id, source=d.source, design_family=d.design_family,
+                             ontology_ids=class_ids[d.label].split(';'), split=d.split, group=f'{d.design_family}/{d.label}', source=d.source, design_family=d.design_family,
                              licence=d.licence, author=d.author, drawing_id=d.drawing_id,
                              drawing_name=d.name, codepoint=d.codepoint, augmentation=a, sha256=digest))
     seconds = time.perf_counter() - start

@@ -257,7 +257,7 @@ def plan_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, Sou
                     timbre_family=fam, dataset=dataset, instrument=key, instrument_family=spec['family'],
                     kind=r['kind'], bank=spec['bank'], program=r['program'], channel=9 if spec['bank'] == 128 else 0,
                     pitch=r['pitch'], pitch_name=pitch_name, velocity=r['velocity'], dynamics=dyn, dynamics_id=dyn_id,
-                    group=f"{dataset}/{key}/{r['group']}", fold=r['fold'], notes=json.dumps(r['notes'])))
+                    group=f"{dataset}/{key}/{fam}/{r['group']}", fold=r['fold'], notes=json.dumps(r['notes'])))
     plan = pd.DataFrame(rows)
     if P.max_items is not None and len(plan) > P.max_items:  # keep a balanced subset: the k-th item of every instrument first
         rank = plan.groupby(['dataset', 'instrument', 'source']).cumcount()
