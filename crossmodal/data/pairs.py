@@ -11,8 +11,8 @@ from ..core import Profile, get_profile
 from .manifest import single_label
 
 # %% auto #0
-__all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'pair_label', 'paired_classes', 'subset_sizes',
-           'one_to_one', 'pass_drawings_round', 'with_balanced_subset', 'make_scenes', 'scene_pairs',
+__all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'PAIRS_VERSION', 'pair_label', 'paired_classes',
+           'subset_sizes', 'one_to_one', 'pass_drawings_round', 'with_balanced_subset', 'make_scenes', 'scene_pairs',
            'skew_translation', 'check_disjoint', 'distinct_material', 'make_pairs']
 
 # %% ../../nbs/02e_pairs.ipynb #0fd56e4c
@@ -117,6 +117,8 @@ def with_balanced_subset(pairs:pd.DataFrame # pairs with a `classification_train
     return pd.concat([pairs, train.groupby('label').head(smallest).assign(subset='classification_balanced')], ignore_index=True)
 
 # %% ../../nbs/02e_pairs.ipynb #605b4fa2
+PAIRS_VERSION = 2  # 1: any clip of a class with any drawing of it, with replacement; 2: scenes. Bump when the pairing changes
+
 def make_scenes(audio:pd.DataFrame, # studio audio manifest
                 images:pd.DataFrame, # studio image manifest
                 pairs_per_class:int=300, # the classification subset's cap per class; the others scale with Table 2

@@ -18,8 +18,9 @@ from .sections import ReproduceError, find_notebooks, notebook_cells
 # %% auto #0
 __all__ = ['README_HEADLINES', 'FIGURE_PANELS', 'Headline', 'readme_keys', 'missing_headlines', 'relation', 'number',
            'headline_line', 'figure_keys', 'required_keys', 'results_figure', 'write_results_figure',
-           'results_paragraph', 'results_section', 'require_checkout', 'index_parts', 'render_readme', 'write_readme',
-           'publishable', 'published_meta', 'check_readme_rows', 'publish_studio_results']
+           'studio_data_versions', 'results_paragraph', 'results_section', 'require_checkout', 'index_parts',
+           'render_readme', 'write_readme', 'publishable', 'published_meta', 'check_readme_rows',
+           'publish_studio_results']
 
 # %% ../../nbs/12c_readme.ipynb #dcdcd791
 class Headline(NamedTuple):
@@ -156,13 +157,27 @@ def write_results_figure(results:Path, # the run's results table, e.g. `data/las
     return path
 
 # %% ../../nbs/12c_readme.ipynb #44f88ea8
-def results_paragraph(meta:dict # the published run's `data/last_studio_run.json`
+def studio_data_versions() -> dict:
+    "The versions of what a studio run's numbers are made of: the audio render, the image render and the pairing."
+    from crossmodal.data.studio.audio import RENDER_VERSION
+    from crossmodal.data.studio.images import IMAGES_FORMAT_VERSION
+    from crossmodal.data.pairs import PAIRS_VERSION
+    return dict(audio=RENDER_VERSION, images=IMAGES_FORMAT_VERSION, pairs=PAIRS_VERSION)
+
+def results_paragraph(meta:dict, # the published run's `data/last_studio_run.json`
+                      current:dict|None=None # the package's studio data versions (default: `studio_data_versions()`)
                      ) -> str:
-    "The sentence that introduces the README's results: which run, how long, on what, and how warm its caches were."
+    "The sentence that introduces the README's results: which run, how long, on what, how warm its caches were — and whether its data are still the package's."
     caches = pd.DataFrame(meta['cache_use'], columns=['stage', 'hits', 'misses', 'state']) if 'cache_use' in meta else None
+    current = studio_data_versions() if current is None else current
+    stale = '' if meta.get('studio_data') == current else (
+        " **This run predates the package's current studio data** (its renders or pairing were made by an earlier "
+        "version; now audio, images and pairs are at versions "
+        f"{current['audio']}, {current['images']} and {current['pairs']}): its numbers stand until `make reproduce` "
+        "and `crossmodal publish` replace them.")
     return (f"Run `{meta.get('run_id')}`, {meta.get('minutes')} minutes on {meta.get('machine')}, {cache_phrase(caches)}. "
             "Its headline numbers follow, each beside what it is compared with; all of its numbers are in "
-            "`data/last_studio_run.csv` and in its report, beside every published number the package ships.")
+            "`data/last_studio_run.csv` and in its report, beside every published number the package ships." + stale)
 
 # %% ../../nbs/12c_readme.ipynb #5395e3bb
 def results_section(results:Path, # the last studio run's results table
@@ -242,11 +257,11 @@ def publishable(state:dict, # the run's `run.json`
 def published_meta(state:dict, # the run's `run.json`
                    run_dir:Path # its folder
                   ) -> dict:
-    "`data/last_studio_run.json` for a run: id, minutes, machine, seed, versions and cache use."
+    "`data/last_studio_run.json` for a run: id, minutes, machine, seed, versions, cache use and the studio data versions."
     started, ended = (datetime.datetime.fromisoformat(state[k]) for k in ('started', 'finished'))
     return dict(run_id=state['run_id'], minutes=round((ended - started).total_seconds() / 60, 1),
                 machine=state.get('machine') or machine_description(), seed=state['seed'], versions=state['versions'],
-                cache_use=cache_use(run_dir).to_dict('records'))
+                cache_use=cache_use(run_dir).to_dict('records'), studio_data=studio_data_versions())
 
 def check_readme_rows(results:pd.DataFrame, # the run's results table
                       run_id:str # the run's id, for the message
