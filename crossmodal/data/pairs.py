@@ -51,7 +51,7 @@ def paired_classes(audio:pd.DataFrame, # studio audio manifest (one label per cl
                        ['no General MIDI sound', f'drawings in fewer than {min_image_sets} sets'] +
                        [f'no {m} in the {s} split' for m in ('audio', 'images') for s in SPLITS] +
                        ['one training pitch group: translation and classification need one each',
-                        'one training drawing: translation and classification need one each'], '')
+                        'one training design group: translation and classification need one each'], '')
     return table.assign(paired=reason == '', reason=reason).sort_values(['paired', 'label'], ascending=[False, True]).reset_index(drop=True)
 
 # %% ../../nbs/02e_pairs.ipynb #587e5753
