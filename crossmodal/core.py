@@ -76,6 +76,7 @@ class Profile:
     max_epochs: int = 100  # upper bound; early stopping usually ends sooner
     patience: int = 5  # early-stopping patience, epochs
     n_seeds: int = 5  # repetitions of stochastic experiments (box plots)
+    translation_seeds: int = 3  # translation models trained per setting where their spread matters (Wu et al.: one)
     # image encoder pretraining on non-instrument pictograms
     pretrain_epochs: int = 60  # 30 left the studio encoder undertrained (loss still falling when the schedule ended)
     pretrain_image_size: int = 64  # side of the pictograms the encoder is pretrained on, pixels
@@ -100,7 +101,7 @@ PROFILES = {
     'tiny': Profile('tiny', soundfonts=('FluidR3_GM', 'TimGM6mb'), pitches_per_instrument=8, velocities=(80,),
                     phrases_per_instrument=0, clip_seconds=1.0, audio_sample_rate=16000, image_size=48,
                     augmentations_per_drawing=2, pairs_per_class=12, batch_size=32, max_epochs=3, patience=2,
-                    n_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=400,
+                    n_seeds=2, translation_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=400,
                     grid_audio_embedders=('mfcc', 'MTT_musicnn')),
     'studio': Profile('studio'),
     'paper': Profile('paper', comparable_to_paper=True, pairs_per_class=1000, batch_size=4096, max_epochs=200,

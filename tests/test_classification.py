@@ -8,7 +8,7 @@ import pytest
 from crossmodal.evaluate.classification import (FRACTIONS, balanced_sample, centroid_distances, check_same_classes,
                                                 cluster_separation, make_forest, mix_in_run, mix_in_sweep, project_subsets,
                                                 single_modality_run, zero_shot_ratios)
-from crossmodal.evaluate.claims import VERDICTS, claims_table, verdict
+from crossmodal.evaluate.claims import VERDICTS, Claim, claims_table, judge, verdict
 from crossmodal.data.pairs import make_pairs
 from crossmodal.embedders.choice import pair_embeddings, studio_embeddings
 from crossmodal.spaces.translation import fit_pca, shared_pca_components, train_translation
@@ -121,14 +121,33 @@ def test_verdicts_come_from_a_computed_test():
 
 
 def test_claims_table_checks_every_row():
-    rows = [dict(claim='a', verdict=verdict(0.7 > 0.5), evidence='0.70 > 0.50', reason='like for like'),
-            dict(claim='b', verdict=verdict(None), evidence='not run', reason='slow cell')]
+    ratio = Claim('zero-shot MMT reaches almost 70%', 'Wu et al. 2021, §4.2', 'supported when the interval meets 60-80%', 'almost 70%')
+    rows = [judge(ratio, 0.62 <= 0.8 and 0.75 >= 0.6, 'like for like', 0.7, 0.62, 0.75),
+            judge(Claim('b', 'Wu et al. 2021, Figure 3', 'supported when above 0'), None, 'slow cell')]
     table = claims_table(rows)
-    assert table.columns.tolist() == ['claim', 'verdict', 'evidence', 'reason']
+    assert table.columns.tolist() == ['claim', 'source', 'published', 'value', 'low', 'high', 'rule', 'verdict', 'reason']
     assert table.verdict.tolist() == ['supported', 'not testable here']
+    assert table.published.tolist() == ['almost 70%', '—'] and np.isnan(table.value[1])
     with pytest.raises(ValueError, match="claim 0 has verdict 'yes'"):
         claims_table([dict(rows[0], verdict='yes')])
     with pytest.raises(ValueError, match=r"claim 1 \('b'\) lacks \['reason'\]"):
         claims_table([rows[0], dict(rows[1], reason='')])
-    with pytest.raises(ValueError, match=r"lacks \['evidence'\]"):
-        claims_table([{k: v for k, v in rows[0].items() if k != 'evidence'}])
+    with pytest.raises(ValueError, match=r"lacks \['rule'\]"):
+        Claim('c', 'a source', ' ')
+    with pytest.raises(ValueError, match='interval from 0.9 to 0.1'):
+        judge(ratio, True, 'r', 0.5, 0.9, 0.1)
+
+
+def test_the_report_shows_every_sections_claims(tmp_path):
+    "Claims written by two sections come back in the run's report, section by section, with their rules."
+    from crossmodal.evaluate.claims import write_claims
+    from crossmodal.run.report import report_parts
+    claim = Claim('MMT trails MMP with all data', 'Wu et al. 2021, §4.2', 'supported when the interval is above 0')
+    write_claims(claims_table([judge(claim, True, 'gap above 0', 0.05, 0.01, 0.09)]), 'classification', tmp_path)
+    write_claims(claims_table([judge(claim, None, 'too few pairs')]), 'retrieval', tmp_path)
+    state = {'profile': 'tiny', 'notebooks': {}}
+    parts = {title: table for title, _, table in report_parts(tmp_path, state, pd.DataFrame(columns=['section', 'experiment', 'system', 'metric', 'value', 'profile', 'seed']))}
+    shown = parts["The papers' claims"]
+    assert shown.section.tolist() == ['classification', 'retrieval']
+    assert shown.verdict.tolist() == ['supported', 'not testable here'] and shown.rule.iloc[0] == claim.rule
+    assert shown[['value', 'low', 'high']].iloc[0].tolist() == [0.05, 0.01, 0.09]

@@ -201,3 +201,20 @@ def test_paper_scale_is_fast():
     q, i = rng.normal(size=(3000, 128)).astype(np.float32), rng.normal(size=(3000, 128)).astype(np.float32)
     t0 = time.perf_counter(); retrieval_ndcg(q, i, rel); seconds = time.perf_counter() - t0
     assert seconds < 10, f'3k × 3k took {seconds:.1f} s'
+
+
+def test_intervals_separate_a_learned_space_from_a_random_one():
+    "The 95% interval of NDCG above random excludes 0 for a class-clustered space and includes it for random embeddings."
+    from crossmodal.evaluate.retrieval_metrics import retrieval_per_query, summarise_retrieval
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(5), 40)
+    relevance = np.where(labels[:, None] == labels[None], 21, 17).astype(np.int8)
+    centres = rng.normal(size=(5, 8)) * 3
+    clustered = [centres[labels] + rng.normal(size=(200, 8)) for _ in range(2)]
+    noise = [rng.normal(size=(200, 8)) for _ in range(2)]
+    rows = pd.concat([retrieval_per_query(*clustered, relevance, labels, labels).assign(space='clustered', seed=0),
+                      retrieval_per_query(*noise, relevance, labels, labels).assign(space='random', seed=0)])
+    summary = summarise_retrieval(rows, ['space', 'direction']).set_index(['space', 'direction'])
+    assert (summary.loc['clustered'].above_random_low > 0.5).all()
+    assert ((summary.loc['random'].above_random_low < 0) & (summary.loc['random'].above_random_high > 0)).all()
+    assert (summary.loc['random'].mAP < 0.35).all() and (summary.loc['clustered'].mAP > 0.8).all()   # chance mAP ≈ 0.2

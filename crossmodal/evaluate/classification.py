@@ -13,8 +13,8 @@ from ..spaces.translation import MODALITIES, translate
 
 # %% auto #0
 __all__ = ['SPACES', 'FOREST_PARAMS', 'FRACTIONS', 'project_subsets', 'make_forest', 'macro_f1', 'check_same_classes',
-           'balanced_sample', 'mix_in_run', 'single_modality_run', 'mix_in_sweep', 'zero_shot_ratios',
-           'centroid_distances', 'cluster_separation']
+           'balanced_sample', 'mix_in_run', 'single_modality_run', 'mix_in_sweep', 'zero_shot_ratios', 'sweep_draws',
+           'seed_interval', 'difference_interval', 'forest_f1', 'centroid_distances', 'cluster_separation']
 
 # %% ../../nbs/07_classification.ipynb #909c5737
 SPACES = ('PCA', 'translated')
@@ -123,6 +123,7 @@ def mix_in_sweep(features:dict, # from `project_subsets`
                  seeds=(0, 1, 2), # one forest (and mix-in draw) per seed
                  spaces=SPACES, # 'translated' → MMT, 'PCA' → MMP
                  targets=MODALITIES, # test modalities
+                 references:bool=True, # also run the SM references (they do not depend on the translation)
                  progress:bool=True # show a progress bar over the runs
                 ) -> pd.DataFrame:
     "One row per run: system, target, fraction, seed, macro_f1 — the MM sweep and the SM references (fraction NaN)."
@@ -132,7 +133,7 @@ def mix_in_sweep(features:dict, # from `project_subsets`
                  macro_f1=mix_in_run(features, labels, space, target, f, s))
             for space, target, f, s in (_progress(jobs, desc='mix-in sweep') if progress else jobs)]
     rows += [dict(system=f'SM{target[0].upper()}', target=target, fraction=np.nan, seed=s,
-                  macro_f1=single_modality_run(features, labels, target, s)) for target in targets for s in seeds]
+                  macro_f1=single_modality_run(features, labels, target, s)) for target in targets for s in seeds if references]
     return pd.DataFrame(rows)
 
 # %% ../../nbs/07_classification.ipynb #dace5c64
@@ -142,6 +143,58 @@ def zero_shot_ratios(sweep:pd.DataFrame # from `mix_in_sweep`
     sm = sweep[sweep.system.str.startswith('SM')].groupby('target').macro_f1.median()
     zero = sweep[(sweep.system == 'MMT') & (sweep.fraction == 0)].groupby('target').macro_f1.median()
     return (zero / sm).dropna().rename('MMT zero-shot / SM')
+
+# %% ../../nbs/07_classification.ipynb #2bf903c4
+def sweep_draws(mmt:pd.DataFrame, # MMT rows of `mix_in_sweep` at fractions 0 and 1, with a `translation_seed` column
+                reference:pd.DataFrame # a `mix_in_sweep` with the MMP rows at 0 and 1 and the SM rows, same forest seeds
+               ) -> pd.DataFrame:
+    "One row per (translation_seed, seed, target): MMT/MMP at zero-shot and all data, SM, zero_shot_ratio and the two gaps."
+    if 'translation_seed' not in mmt: raise ValueError("crossmodal.evaluate.classification: the MMT rows need a translation_seed column")
+    at = lambda d, system: (d[d.system == system].pivot_table(index=['seed', 'target'], columns='fraction', values='macro_f1')
+                            .rename(columns={0.0: f'{system}_zero', 1.0: f'{system}_all'}))
+    mm = mmt[mmt.system == 'MMT'].groupby('translation_seed').apply(lambda d: at(d, 'MMT'), include_groups=False)
+    sm = reference[reference.system.str.startswith('SM')].set_index(['seed', 'target']).macro_f1.rename('SM')
+    draws = mm.reset_index().merge(at(reference, 'MMP').reset_index(), on=['seed', 'target']).merge(sm.reset_index(), on=['seed', 'target'])
+    if draws.empty: raise ValueError("crossmodal.evaluate.classification: no forest seed is shared by the MMT rows and the reference")
+    return draws.assign(zero_shot_ratio=draws.MMT_zero / draws.SM, mmt_minus_mmp_zero=draws.MMT_zero - draws.MMP_zero,
+                        mmp_minus_mmt_all=draws.MMP_all - draws.MMT_all)
+
+# %% ../../nbs/07_classification.ipynb #3f61e965
+def seed_interval(values, # one number per draw (NaN dropped)
+                  level:float=0.95 # central share of the draws
+                 ) -> tuple:
+    "`(median, low, high)` of the draws: the median and the central `level` percentile range."
+    x = np.asarray(values, dtype=float); x = x[np.isfinite(x)]
+    if not len(x): return (np.nan, np.nan, np.nan)
+    low, high = np.percentile(x, [50 * (1 - level), 50 * (1 + level)])
+    return float(np.median(x)), float(low), float(high)
+
+def difference_interval(a, # draws of one setting
+                        b, # draws of another, independent of `a`
+                        level:float=0.95, # confidence level
+                        seed:int=0 # seeds the bootstrap
+                       ) -> tuple:
+    "`(mean(a) − mean(b), low, high)`: the difference of means with a percentile bootstrap interval (independent samples)."
+    from scipy.stats import bootstrap
+    a, b = (np.asarray(v, dtype=float) for v in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else np.nan
+    if len(a) < 2 or len(b) < 2: return diff, np.nan, np.nan
+    ci = bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), confidence_level=level, n_resamples=2000,
+                   method='percentile', random_state=np.random.default_rng(seed)).confidence_interval
+    return diff, float(ci.low), float(ci.high)
+
+# %% ../../nbs/07_classification.ipynb #f8d9010c
+def forest_f1(X_train:np.ndarray, # (n, k) training features
+              y_train, # (n,) their classes
+              X_test:np.ndarray, # (m, k) test features, same space
+              y_test, # (m,) their classes
+              seed:int=0, # seeds the forest
+              what:str='classifier' # names the classifier in errors
+             ) -> float:
+    "Macro-F1 on the test items of Wu et al.'s forest trained on the given features."
+    check_same_classes(y_train, y_test, what)
+    return macro_f1(y_test, make_forest(seed).fit(X_train, y_train).predict(X_test))
 
 # %% ../../nbs/07_classification.ipynb #8580b730
 def centroid_distances(features:dict, # {modality: (N, k) array}, one space

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..evaluate.claims import collect_claims
 from ..core import RESULT_COLUMNS, atomic_write, cache_use, get_profile, package_data
 from .folders import read_state
 from .sections import ReproduceError
@@ -105,6 +106,8 @@ def report_parts(run_dir:Path, # a run folder
     summary, published, caches = summarise_results(results), published_numbers(), cache_use(run_dir)
     timing = pd.DataFrame([{'notebook': k, 'status': v['status'], 'seconds': v.get('seconds')} for k, v in state['notebooks'].items()])
     return [('Notebooks', None, timing),
+            ('The papers\' claims', "Each section's claims, declared with their rules before the run, judged on this run's "
+                                   "numbers (value and the interval's low and high ends).", collect_claims(run_dir)),
             ('Caches', f"Measured by the library's stages during this run (hits and misses of each cache): the run ran "
                        f"{cache_phrase(caches)}.", caches),
             ('This run beside the published numbers', comparison_note(state['profile']), beside_published(summary, published)),

@@ -8,6 +8,7 @@ import json, os, shutil, time, multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from ctypes import c_int, c_void_p
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from .instruments import find_soundfont, plan_audio
 # %% auto #0
 __all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'AUDIO_COLUMNS', 'AUDIO_REMEDY', 'RENDER_STAGE',
            'MIN_ITEMS_FOR_PROCESSES', 'SoundFontSynth', 'audio_folder', 'render_studio_audio', 'tinysol_metadata',
-           'StudioAudio']
+           'StudioAudio', 'waveform_similarity', 'matched_note_similarity']
 
 # %% ../../../nbs/02b_studio_audio.ipynb #5858c135
 def _fluidsynth():
@@ -291,3 +292,46 @@ class StudioAudio(RenderedDataset):
     def folder(self) -> Path: return audio_folder(self.profile, self.seed, self.instruments, self.root)
     def render(self, verbose:bool=True) -> pd.DataFrame:
         return render_studio_audio(self.profile, self.seed, self.instruments, root=self.root, verbose=verbose)
+
+# %% ../../../nbs/02b_studio_audio.ipynb #326129fd
+def waveform_similarity(a:np.ndarray, # one mono clip
+                        b:np.ndarray, # another, same rate
+                        max_lag:int # largest shift tried, in samples
+                       ) -> float:
+    "Peak |normalised cross-correlation| of two clips over shifts within ±max_lag samples (1: the same waveform)."
+    from scipy.signal import correlate
+    a, b = (np.asarray(x, np.float64) - np.mean(x) for x in (a, b))
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    if norm == 0: return np.nan
+    full = correlate(a, b, mode='full', method='fft')
+    centre = len(b) - 1   # the index of zero shift
+    return float(np.abs(full[max(0, centre - max_lag):centre + max_lag + 1]).max() / norm)
+
+# %% ../../../nbs/02b_studio_audio.ipynb #f2285f77
+def matched_note_similarity(soundfonts:Sequence[str], # SOUNDFONTS names (or paths), at least two
+                            notes:Sequence[tuple], # (GM program, MIDI pitch) pairs, bank 0
+                            velocity:int=80, # MIDI velocity of every note
+                            seconds:float=1.0, # clip length (the note lasts 80% of it)
+                            sample_rate:int=16000, # render rate, Hz
+                            max_lag_ms:float=20.0 # largest alignment shift tried
+                           ) -> pd.DataFrame:
+    "One row per (bank a, bank b, program, pitch): similarity of the two renders of the note, and a status."
+    notes = [(int(program), int(pitch)) for program, pitch in notes]
+    clips, status = {}, {}
+    for sf in soundfonts:
+        synth = SoundFontSynth(sf, sample_rate)
+        for program, pitch in notes:
+            if synth.preset_name(0, program) is None: status[sf, program, pitch] = 'no preset'; continue
+            clip = synth.render([[0.0, 0.8 * seconds, pitch, velocity]], 0, program, 0, seconds)
+            if np.sqrt(np.mean(clip ** 2)) < 1e-4: status[sf, program, pitch] = 'silent'; continue
+            clips[sf, program, pitch] = clip
+        synth.close()
+    lag, rows = int(max_lag_ms * sample_rate / 1000), []
+    for i, a in enumerate(soundfonts):
+        for b in soundfonts[i + 1:]:
+            for program, pitch in notes:
+                bad = status.get((a, program, pitch)) or status.get((b, program, pitch))
+                value = np.nan if bad else waveform_similarity(clips[a, program, pitch], clips[b, program, pitch], lag)
+                rows.append(dict(soundfont_a=a, soundfont_b=b, program=program, pitch=pitch, similarity=value,
+                                 status=f"{a if status.get((a, program, pitch)) else b}: {bad}" if bad else 'compared'))
+    return pd.DataFrame(rows)
