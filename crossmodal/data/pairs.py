@@ -4,6 +4,7 @@
 
 # %% ../../nbs/02e_pairs.ipynb #cbeb124d
 from __future__ import annotations
+from pathlib import Path
 import numpy as np
 import pandas as pd
 
@@ -13,7 +14,8 @@ from .manifest import single_label
 # %% auto #0
 __all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'PAIRS_VERSION', 'pair_label', 'paired_classes',
            'subset_sizes', 'one_to_one', 'pass_drawings_round', 'with_balanced_subset', 'make_scenes', 'scene_pairs',
-           'skew_translation', 'check_disjoint', 'distinct_material', 'make_pairs']
+           'skew_translation', 'check_disjoint', 'distinct_material', 'content_clusters', 'content_items',
+           'distinct_by_content', 'make_pairs']
 
 # %% ../../nbs/02e_pairs.ipynb #0fd56e4c
 def _group_key(df:pd.DataFrame) -> pd.Series:
@@ -213,6 +215,71 @@ def distinct_material(pairs:pd.DataFrame, # the pairs table
     return rows.groupby('subset', sort=False).agg(pairs=('audio_id', 'size'), classes=('label', 'nunique'),
         clips=('audio_id', 'nunique'), audio_groups=('audio_group', 'nunique'), images=('image_id', 'nunique'),
         drawings=('drawing', 'nunique'), image_groups=('image_group', 'nunique'))
+
+# %% ../../nbs/02e_pairs.ipynb #757c816d
+def content_clusters(similarity:np.ndarray, # (n, n) symmetric similarity of n items
+                     threshold:float # items more similar than this are joined
+                    ) -> np.ndarray:
+    "(n,) component label of every item: items linked by any chain of similarities above `threshold` share one."
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+    return connected_components(csr_matrix(np.asarray(similarity) > threshold), directed=False)[1]
+
+# %% ../../nbs/02e_pairs.ipynb #5c905ac1
+def _content_vectors(manifest:pd.DataFrame, ids, modality:str) -> list:
+    "The arrays compared by content: first 0.5 s of each clip at 8 kHz, or 48 × 48 greyscale pixels of each image."
+    from crossmodal.data.manifest import manifest_root
+    root, paths = manifest_root(manifest), manifest.drop_duplicates('id').set_index('id')['path']
+    out = []
+    for i in ids:
+        path = Path(paths[i]) if root is None else root / paths[i]
+        if modality == 'audio':
+            import soundfile as sf
+            from scipy.signal import resample_poly
+            x, rate = sf.read(path, dtype='float32', always_2d=True)
+            out.append(resample_poly(x.mean(axis=1)[:rate // 2], 8000, rate))
+        else:
+            from PIL import Image
+            with Image.open(path) as im: out.append(np.asarray(im.convert('L').resize((48, 48)), np.float64).ravel())
+    return out
+
+# %% ../../nbs/02e_pairs.ipynb #182e0ad9
+def content_items(pairs:pd.DataFrame, # the pairs table
+                  audio:pd.DataFrame, # its audio manifest (`id`, `path`, `.attrs['root']`)
+                  images:pd.DataFrame, # its image manifest
+                  audio_threshold:float=0.8, # waveform similarity above which two clips are one
+                  image_threshold:float=0.9 # pixel correlation above which two images are one
+                 ) -> pd.DataFrame:
+    "One row per item and subset: subset, modality, id, its content cluster, and whether that cluster reaches another subset."
+    from crossmodal.data.studio.audio import waveform_similarity
+    rows = []
+    for modality, column, manifest, threshold in (('audio', 'audio_id', audio, audio_threshold), ('image', 'image_id', images, image_threshold)):
+        label = 'label' if modality == 'audio' else ('image_label' if 'image_label' in pairs else 'label')
+        items = pairs[[column, label, 'subset']].drop_duplicates([column, 'subset'])
+        for cls, part in items.groupby(label):
+            ids = part[column].drop_duplicates().tolist()
+            x = _content_vectors(manifest, ids, modality)
+            if modality == 'audio':
+                sim = np.eye(len(x))
+                for a in range(len(x)):
+                    for b in range(a + 1, len(x)): sim[a, b] = sim[b, a] = waveform_similarity(x[a], x[b], 160)
+            else: sim = np.nan_to_num(np.corrcoef(np.stack(x))) if len(x) > 1 else np.ones((1, 1))
+            cluster = dict(zip(ids, content_clusters(sim, threshold)))
+            rows.append(part.assign(modality=modality, id=part[column], cluster=part[column].map(lambda i: f'{cls}/{cluster[i]}'))
+                        [['subset', 'modality', 'id', 'cluster']])
+    table = pd.concat(rows, ignore_index=True)
+    independent = table[table.subset != 'classification_balanced']   # the balanced subset re-uses training scenes by design
+    spread = independent.groupby(['modality', 'cluster']).subset.nunique()
+    table['shared'] = [spread.get((m, c), 0) > 1 for m, c in zip(table.modality, table.cluster)]
+    return table
+
+def distinct_by_content(items:pd.DataFrame # from `content_items`
+                       ) -> pd.DataFrame:
+    "Per subset: distinct clips and images by content, and how many of those content clusters reach another subset."
+    keys = ['subset', 'modality']
+    out = items.groupby(keys, sort=False).cluster.nunique().rename('by_content').to_frame()
+    out['shared'] = items[items.shared].groupby(keys).cluster.nunique().reindex(out.index, fill_value=0)
+    return out.unstack('modality').pipe(lambda d: d.set_axis([f'{m} {w}' for w, m in d.columns], axis=1))
 
 # %% ../../nbs/02e_pairs.ipynb #ba8b20ea
 def make_pairs(audio:pd.DataFrame, # studio audio manifest
