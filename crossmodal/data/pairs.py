@@ -228,18 +228,18 @@ def content_clusters(similarity:np.ndarray, # (n, n) symmetric similarity of n i
 # %% ../../nbs/02e_pairs.ipynb #5c905ac1
 def _content_vectors(manifest:pd.DataFrame, ids, modality:str) -> list:
     "The arrays compared by content: first 0.5 s of each clip at 8 kHz, or 48 × 48 greyscale pixels of each image."
+    import soundfile as sf
+    from PIL import Image
+    from scipy.signal import resample_poly
     from crossmodal.data.manifest import manifest_root
     root, paths = manifest_root(manifest), manifest.drop_duplicates('id').set_index('id')['path']
     out = []
     for i in ids:
         path = Path(paths[i]) if root is None else root / paths[i]
         if modality == 'audio':
-            import soundfile as sf
-            from scipy.signal import resample_poly
             x, rate = sf.read(path, dtype='float32', always_2d=True)
             out.append(resample_poly(x.mean(axis=1)[:rate // 2], 8000, rate))
         else:
-            from PIL import Image
             with Image.open(path) as im: out.append(np.asarray(im.convert('L').resize((48, 48)), np.float64).ravel())
     return out
 

@@ -13,8 +13,8 @@ from ..spaces.translation import MODALITIES, translate
 
 # %% auto #0
 __all__ = ['SPACES', 'FOREST_PARAMS', 'FRACTIONS', 'project_subsets', 'make_forest', 'macro_f1', 'check_same_classes',
-           'balanced_sample', 'mix_in_run', 'single_modality_run', 'mix_in_sweep', 'zero_shot_ratios', 'sweep_draws',
-           'seed_interval', 'difference_interval', 'forest_f1', 'centroid_distances', 'cluster_separation']
+           'forest_f1', 'balanced_sample', 'mix_in_run', 'single_modality_run', 'mix_in_sweep', 'zero_shot_ratios',
+           'sweep_draws', 'seed_interval', 'difference_interval', 'centroid_distances', 'cluster_separation']
 
 # %% ../../nbs/07_classification.ipynb #909c5737
 SPACES = ('PCA', 'translated')
@@ -70,6 +70,18 @@ def check_same_classes(train_labels, # labels the classifier is trained on
         raise ValueError(f"crossmodal.evaluate.classification: {what}: class(es) {missing} of the test data have no training item; "
                          "each class needs items of both modalities (check the pairs' classes and image labels)")
 
+# %% ../../nbs/07_classification.ipynb #f8d9010c
+def forest_f1(X_train:np.ndarray, # (n, k) training features
+              y_train, # (n,) their classes
+              X_test:np.ndarray, # (m, k) test features, same space
+              y_test, # (m,) their classes
+              seed:int=0, # seeds the forest
+              what:str='classifier' # names the classifier in errors
+             ) -> float:
+    "Macro-F1 on the test items of Wu et al.'s forest trained on the given features."
+    check_same_classes(y_train, y_test, what)
+    return macro_f1(y_test, make_forest(seed).fit(X_train, y_train).predict(X_test))
+
 # %% ../../nbs/07_classification.ipynb #d4c12935
 def balanced_sample(labels, # (N,) classes of the pool
                     fraction:float, # share of each class to draw, in [0, 1]
@@ -109,10 +121,9 @@ def single_modality_run(features:dict, # from `project_subsets`
                         seed:int=0 # seeds the forest
                        ) -> float:
     "Macro-F1 of the SM classifier (SMA/SMI): PCA features of one modality, trained and tested on it."
-    X, y = features['PCA'][modality]['classification_train'], labels[modality]['classification_train']
-    check_same_classes(y, labels[modality]['classification_test'], f"SM{modality[0].upper()}")
-    forest = make_forest(seed).fit(X, y)
-    return macro_f1(labels[modality]['classification_test'], forest.predict(features['PCA'][modality]['classification_test']))
+    x, y = features['PCA'][modality], labels[modality]
+    return forest_f1(x['classification_train'], y['classification_train'], x['classification_test'], y['classification_test'],
+                     seed, f"SM{modality[0].upper()}")
 
 # %% ../../nbs/07_classification.ipynb #a60ca5ef
 FRACTIONS = (0, 0.05, 0.1, 0.25, 0.5, 1.0)  # shares of the target modality's training data mixed in (Figure 3)
@@ -183,18 +194,6 @@ def difference_interval(a, # draws of one setting
     ci = bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), confidence_level=level, n_resamples=2000,
                    method='percentile', random_state=np.random.default_rng(seed)).confidence_interval
     return diff, float(ci.low), float(ci.high)
-
-# %% ../../nbs/07_classification.ipynb #f8d9010c
-def forest_f1(X_train:np.ndarray, # (n, k) training features
-              y_train, # (n,) their classes
-              X_test:np.ndarray, # (m, k) test features, same space
-              y_test, # (m,) their classes
-              seed:int=0, # seeds the forest
-              what:str='classifier' # names the classifier in errors
-             ) -> float:
-    "Macro-F1 on the test items of Wu et al.'s forest trained on the given features."
-    check_same_classes(y_train, y_test, what)
-    return macro_f1(y_test, make_forest(seed).fit(X_train, y_train).predict(X_test))
 
 # %% ../../nbs/07_classification.ipynb #8580b730
 def centroid_distances(features:dict, # {modality: (N, k) array}, one space
