@@ -61,7 +61,7 @@ class Profile:
     name: str  # 'tiny', 'studio' or 'paper'
     comparable_to_paper: bool = False  # True when the data and models are the papers' own
     # studio audio rendering
-    soundfonts: tuple = ('FluidR3_GM', 'MuseScore_General', 'TimGM6mb')  # GM banks rendered; TimGM6mb is the held-out timbre
+    soundfonts: tuple = ('FluidR3_GM', 'MuseScore_General', 'OPL3_FM', 'TimGM6mb')  # GM banks rendered; TimGM6mb is the held-out timbre
     pitches_per_instrument: int = 24  # distinct pitches spread over each instrument's range (fewer where the range is narrower)
     velocities: tuple = (36, 60, 80, 100, 120)  # MIDI velocities: pp, p, mf, f, ff (TinySOL's five dynamics)
     phrases_per_instrument: int = 8  # short multi-note phrases per instrument and SoundFont

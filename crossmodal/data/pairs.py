@@ -12,10 +12,10 @@ from ..core import Profile, get_profile
 from .manifest import single_label
 
 # %% auto #0
-__all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'PAIRS_VERSION', 'pair_label', 'paired_classes',
-           'subset_sizes', 'one_to_one', 'pass_drawings_round', 'with_balanced_subset', 'make_scenes', 'scene_pairs',
-           'skew_translation', 'check_disjoint', 'distinct_material', 'content_clusters', 'content_items',
-           'distinct_by_content', 'make_pairs']
+__all__ = ['IMAGE_TO_PAIR_CLASS', 'SPLITS', 'TABLE2_PAIRS', 'PAPER_CLASSES', 'PAIRS_VERSION', 'TWIN_THRESHOLD', 'pair_label',
+           'paired_classes', 'subset_sizes', 'one_to_one', 'pass_drawings_round', 'with_balanced_subset', 'make_scenes',
+           'scene_pairs', 'skew_translation', 'check_disjoint', 'distinct_material', 'content_clusters',
+           'content_items', 'distinct_by_content', 'make_pairs']
 
 # %% ../../nbs/02e_pairs.ipynb #0fd56e4c
 def _group_key(df:pd.DataFrame) -> pd.Series:
@@ -119,7 +119,8 @@ def with_balanced_subset(pairs:pd.DataFrame # pairs with a `classification_train
     return pd.concat([pairs, train.groupby('label').head(smallest).assign(subset='classification_balanced')], ignore_index=True)
 
 # %% ../../nbs/02e_pairs.ipynb #605b4fa2
-PAIRS_VERSION = 2  # 1: any clip of a class with any drawing of it, with replacement; 2: scenes. Bump when the pairing changes
+PAIRS_VERSION = 3  # 1: any clip of a class with any drawing of it, with replacement; 2: scenes; 3: held-out near-copies left out. Bump when the pairing changes
+TWIN_THRESHOLD = 0.8  # a held-out clip more similar than this to another family's clip is a near-copy (`cross_family_twins`)
 
 def make_scenes(audio:pd.DataFrame, # studio audio manifest
                 images:pd.DataFrame, # studio image manifest
@@ -127,7 +128,8 @@ def make_scenes(audio:pd.DataFrame, # studio audio manifest
                 seed:int=0, # same seed, same scenes
                 pair_noise:float=0.2, # share of translation scenes whose drawing shows another class
                 classes:list|None=None, # classes to pair (default: every class `paired_classes` accepts)
-                translation_share:float=0.8 # share of the training groups given to the translation subset
+                translation_share:float=0.8, # share of the training groups given to the translation subset
+                twin_threshold:float=TWIN_THRESHOLD # held-out clips more similar than this to another family's clip are left out
                ) -> pd.DataFrame:
     "The studio scenes in Wu et al.'s non-overlapping subsets: `scene`, `subset`, `audio_id`, `image_id` (no labels)."
     table = paired_classes(audio, images)
@@ -140,14 +142,17 @@ def make_scenes(audio:pd.DataFrame, # studio audio manifest
     images = images.assign(label=single_label(images).map(pair_label)); images = images[images.label.isin(classes)]
     a_translation, a_classification = _split_groups(audio[audio.split == 'train'], translation_share, rng)
     i_translation, i_classification = _split_groups(images[images.split == 'train'], translation_share, rng)
+    test_audio = audio[audio.split == 'test']
+    twin = test_audio['cross_family_similarity'].fillna(0) > twin_threshold if 'cross_family_similarity' in audio else np.zeros(len(test_audio), bool)
     cap = {k: -(-n // len(classes)) for k, n in subset_sizes(len(classes), pairs_per_class).items()}
     pools = {'translation': (a_translation, i_translation), 'crossmodal': (audio[audio.split == 'valid'], images[images.split == 'valid']),
              'classification_train': (a_classification, i_classification),
-             'classification_test': (audio[audio.split == 'test'], images[images.split == 'test'])}
+             'classification_test': (test_audio[~twin], images[images.split == 'test'])}
     parts = [one_to_one(a, i, cap[name], rng, name) for name, (a, i) in pools.items()]
     parts[0] = pass_drawings_round(parts[0], pair_noise, rng)
     scenes = pd.concat(parts, ignore_index=True)
     scenes.insert(0, 'scene', [f's{k:06d}' for k in range(len(scenes))])
+    scenes.attrs['twins_left_out'] = test_audio[twin].label.value_counts().to_dict()
     return scenes
 
 # %% ../../nbs/02e_pairs.ipynb #ed23ca08
@@ -228,17 +233,14 @@ def content_clusters(similarity:np.ndarray, # (n, n) symmetric similarity of n i
 # %% ../../nbs/02e_pairs.ipynb #5c905ac1
 def _content_vectors(manifest:pd.DataFrame, ids, modality:str) -> list:
     "The arrays compared by content: first 0.5 s of each clip at 8 kHz, or 48 × 48 greyscale pixels of each image."
-    import soundfile as sf
     from PIL import Image
-    from scipy.signal import resample_poly
+    from crossmodal.data.studio.audio import opening_excerpt
     from crossmodal.data.manifest import manifest_root
     root, paths = manifest_root(manifest), manifest.drop_duplicates('id').set_index('id')['path']
     out = []
     for i in ids:
         path = Path(paths[i]) if root is None else root / paths[i]
-        if modality == 'audio':
-            x, rate = sf.read(path, dtype='float32', always_2d=True)
-            out.append(resample_poly(x.mean(axis=1)[:rate // 2], 8000, rate))
+        if modality == 'audio': out.append(opening_excerpt(path))
         else:
             with Image.open(path) as im: out.append(np.asarray(im.convert('L').resize((48, 48)), np.float64).ravel())
     return out
@@ -289,10 +291,11 @@ def make_pairs(audio:pd.DataFrame, # studio audio manifest
                pair_noise:float=0.2, # share of translation scenes whose drawing shows another class
                class_skew:float=0.0, # Zipf exponent of the translation subset's class sizes (0: balanced)
                classes:list|None=None, # classes to pair (default: every class `paired_classes` accepts)
-               translation_share:float=0.8 # share of the training groups given to the translation subset
+               translation_share:float=0.8, # share of the training groups given to the translation subset
+               twin_threshold:float=TWIN_THRESHOLD # held-out clips more similar than this to another family's clip are left out
               ) -> pd.DataFrame:
     "All pairs of the studio data: its scenes (`make_scenes`) as a pairs table (`scene_pairs`), the translation subset skewed."
-    scenes = make_scenes(audio, images, pairs_per_class, seed, pair_noise, classes, translation_share)
+    scenes = make_scenes(audio, images, pairs_per_class, seed, pair_noise, classes, translation_share, twin_threshold)
     pairs = skew_translation(scene_pairs(scenes, audio, images), class_skew, np.random.default_rng([seed, 1]))
-    pairs.attrs.update(pair_noise=pair_noise, class_skew=class_skew)   # the knobs as used, for titles and variants
+    pairs.attrs.update(pair_noise=pair_noise, class_skew=class_skew, twins_left_out=scenes.attrs['twins_left_out'])   # the knobs as used, for titles and variants
     return pairs

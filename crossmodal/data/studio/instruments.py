@@ -16,7 +16,7 @@ from ...core import Profile, get_profile
 __all__ = ['SOUNDFONTS', 'SOUNDFONT_DIRS', 'HELD_OUT_FAMILY', 'DRUM_KITS', 'DRUM_KEYS', 'CYMBAL_KEYS', 'STUDIO_CLASSES',
            'UNRENDERED_CLASSES', 'GM_NAMES', 'TINYSOL_INSTRUMENTS', 'DYNAMICS', 'VALID_FRACTION', 'N_FOLDS',
            'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches', 'make_phrase',
-           'plan_audio']
+           'plan_audio', 'hold_out_family']
 
 # %% ../../../nbs/02a_instruments.ipynb #48e29714
 SOUNDFONTS = {  # name -> where Debian puts it, the package, its licence, and its timbre family
@@ -212,13 +212,13 @@ def _instrument_rows(dataset, key, spec, P, seed):
     rows = []
     for j, pitch in enumerate(pitches):
         for v in P.velocities:
-            rows.append(dict(kind='note', group=f'p{pitch:03d}', program=spec['programs'][j % len(spec['programs'])],
+            rows.append(dict(kind='note', name=None, group=f'p{pitch:03d}', program=spec['programs'][j % len(spec['programs'])],
                              pitch=pitch, velocity=int(v), notes=[[0.0, round(hold, 3), pitch, int(v)]]))
     for k in range(P.phrases_per_instrument):
         v = int(P.velocities[int(rng.integers(len(P.velocities)))])
         notes = make_phrase(spec, P.clip_seconds, v, rng)
-        rows.append(dict(kind='phrase', group=f'phrase{k}', program=spec['programs'][k % len(spec['programs'])],
-                         pitch=notes[0][2], velocity=v, notes=notes))
+        rows.append(dict(kind='phrase', name=f'phrase{k}', group=f'p{notes[0][2]:03d}',  # its opening note is that pitch's note
+                         program=spec['programs'][k % len(spec['programs'])], pitch=notes[0][2], velocity=v, notes=notes))
     groups = sorted({r['group'] for r in rows})
     order = rng.permutation(len(groups))
     n_valid = max(1, round(VALID_FRACTION * len(groups))) if len(groups) >= 2 else 0
@@ -249,10 +249,10 @@ def plan_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, Sou
                 label = spec.get('tinysol_name', key)
                 pitch_name = librosa.midi_to_note(r['pitch'], unicode=False)
                 if dataset == 'tinysol-like':  # TinySOL's own layout and file names
-                    stem = f"{key}-ord-{pitch_name}-{dyn}-{sf}" + ('' if r['kind'] == 'note' else f"-{r['group']}")
+                    stem = f"{key}-ord-{pitch_name}-{dyn}-{sf}" + ('' if r['kind'] == 'note' else f"-{r['name']}")
                     rel = f"audio/tinysol-like/{spec['family']}/{spec['folder']}/ordinario/{stem}.wav"
                 else:
-                    stem = f"{key}-{r['kind']}-{r['group']}-v{r['velocity']:03d}-{sf}" if r['kind'] == 'note' else f"{key}-{r['group']}-{sf}"
+                    stem = f"{key}-{r['kind']}-{r['group']}-v{r['velocity']:03d}-{sf}" if r['kind'] == 'note' else f"{key}-{r['name']}-{sf}"
                     rel = f"audio/studio/{key}/{stem}.wav"
                 rows.append(dict(
                     id=f"{dataset}/{stem}", path=rel, modality='audio', labels=[label], articulation='ord',
@@ -261,10 +261,24 @@ def plan_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, Sou
                     timbre_family=fam, dataset=dataset, instrument=key, instrument_family=spec['family'],
                     kind=r['kind'], bank=spec['bank'], program=r['program'], channel=9 if spec['bank'] == 128 else 0,
                     pitch=r['pitch'], pitch_name=pitch_name, velocity=r['velocity'], dynamics=dyn, dynamics_id=dyn_id,
-                    group=f"{dataset}/{key}/{fam}/{r['group']}", fold=r['fold'], notes=json.dumps(r['notes'])))
+                    group=f"{dataset}/{key}/{fam if fam == HELD_OUT_FAMILY else 'train'}/{r['group']}", fold=r['fold'], notes=json.dumps(r['notes'])))
     plan = pd.DataFrame(rows)
     if P.max_items is not None and len(plan) > P.max_items:  # keep a balanced subset: the k-th item of every instrument first
         rank = plan.groupby(['dataset', 'instrument', 'source']).cumcount()
         plan = plan.assign(_rank=rank).sort_values(['_rank', 'dataset', 'instrument', 'source'], kind='stable')
         plan = plan.head(P.max_items).drop(columns='_rank').sort_index()
     return plan.reset_index(drop=True)
+
+# %% ../../../nbs/02a_instruments.ipynb #2edcf381
+def hold_out_family(manifest:pd.DataFrame, # a studio audio manifest (`timbre_family`, `group`, `split`)
+                    family:str # the timbre family to hold out as `test`
+                   ) -> pd.DataFrame:
+    "`manifest` re-split: `family`'s clips are `test`, every other family's train or valid as its pitch group is in the canonical split."
+    families = sorted(manifest.timbre_family.unique())
+    if family not in families: raise ValueError(f"crossmodal: no timbre family {family!r} in this manifest; it has {families}")
+    unit = manifest.dataset + '/' + manifest.instrument + '/' + manifest.group.str.rsplit('/', n=1).str[-1]
+    is_valid = (manifest.split == 'valid').groupby(unit).any()   # a pitch group's valid status is shared by every SoundFont
+    held = (manifest.timbre_family == family).to_numpy()
+    split = np.where(held, 'test', np.where(unit.map(is_valid).to_numpy(), 'valid', 'train'))
+    group = manifest.dataset + '/' + manifest.instrument + '/' + np.where(held, family, 'train') + '/' + unit.str.rsplit('/', n=1).str[-1]
+    return manifest.assign(split=split, group=group)
