@@ -24,9 +24,10 @@ SOUNDFONTS = {  # name -> where Debian puts it, the package, its licence, and it
     'MuseScore_General': dict(files=['sf3/MuseScore_General.sf3', 'sf3/MuseScore_General_Full.sf3'],
                               package='musescore-general-soundfont', licence='MIT', family='fluidr3'),
     'TimGM6mb': dict(files=['sf2/TimGM6mb.sf2'], package='timgm6mb-soundfont', licence='GPL-2.0', family='timgm6mb'),
-    # candidates for more families, checked by matched-note waveform correlation in 02b; not rendered by any profile yet.
+    # more banks, checked for shared recordings by matched-note waveform correlation in 02b.
     # Csound's bank shares TimGM6mb's recordings (median similarity 0.87 there): the same family, not a new one.
     'Csound_GMbank': dict(files=['sf2/sf_GMbank.sf2'], package='csound-soundfont', licence='public-domain', family='timgm6mb'),
+    # FM synthesis, no recordings: an independent family; `studio` renders it as a second training family.
     'OPL3_FM': dict(files=['sf2/OPL-3_FM_128M.sf2'], package='opl3-soundfont', licence='CC-BY-SA-4.0', family='opl3'),
 }
 SOUNDFONT_DIRS = ('/usr/share/sounds', '/usr/local/share/sounds')  # searched in order
