@@ -9,12 +9,13 @@ import pandas as pd
 
 from ..core import progress as _progress
 from ..embedders.choice import pair_embeddings
-from ..spaces.translation import MODALITIES, translate
+from ..spaces.translation import MODALITIES, fit_pca, shared_pca_components, train_translation, translate
 
 # %% auto #0
 __all__ = ['SPACES', 'FOREST_PARAMS', 'FRACTIONS', 'project_subsets', 'make_forest', 'macro_f1', 'check_same_classes',
            'forest_f1', 'balanced_sample', 'mix_in_run', 'single_modality_run', 'mix_in_sweep', 'zero_shot_ratios',
-           'sweep_draws', 'seed_interval', 'difference_interval', 'centroid_distances', 'cluster_separation']
+           'sweep_draws', 'seed_interval', 'difference_interval', 'centroid_distances', 'cluster_separation',
+           'zero_shot_draws']
 
 # %% ../../nbs/07_classification.ipynb #909c5737
 SPACES = ('PCA', 'translated')
@@ -224,3 +225,28 @@ def cluster_separation(distances:pd.DataFrame # from `centroid_distances`
             (mr, kr), (mc, kc) = parse(r), parse(c)
             if mr == 'audio' and mc == 'image': (same if kr == kc else other).append(distances.loc[r, c])
     return float(np.mean(other) / max(np.mean(same), 1e-12))
+
+# %% ../../nbs/07_classification.ipynb #88130c05
+def zero_shot_draws(pairs:pd.DataFrame, # pairs table (`make_pairs`) with translation and classification subsets
+                    audio_manifest:pd.DataFrame, # audio manifest, one row per `audio_emb` row
+                    image_manifest:pd.DataFrame, # image manifest, one row per `image_emb` row
+                    audio_emb:np.ndarray, # audio embeddings, one row per manifest row
+                    image_emb:np.ndarray, # image embeddings, one row per manifest row
+                    translation_seeds=(0,), # one translation model per seed; the first also seeds the PCAs
+                    seeds=(0, 1, 2), # forest (and mix-in draw) seeds
+                    targets=('audio',), # test modalities
+                    **train_options # passed to `train_translation` (batch_size, max_epochs, patience, cache, ...)
+                   ) -> pd.DataFrame:
+    "`sweep_draws` of one pairs table: MMT of every translation seed, MMP and SM, at zero-shot and all data, on every forest seed."
+    audio_x, image_x, _ = pair_embeddings(pairs, audio_manifest, image_manifest, audio_emb, image_emb, 'translation')
+    n_pca = shared_pca_components(audio_x, image_x)
+    pca = {m: fit_pca(x, n_pca, translation_seeds[0], verbose=False) for m, x in (('audio', audio_x), ('image', image_x))}
+    mmt, reference = [], None
+    for t_seed in translation_seeds:
+        translator, _ = train_translation(audio_x, image_x, seed=t_seed, progress=False, **train_options)
+        features, labels = project_subsets(pairs, audio_manifest, image_manifest, audio_emb, image_emb, translator, pca)
+        run = mix_in_sweep(features, labels, (0, 1.0), seeds, spaces=SPACES if reference is None else ('translated',),
+                           targets=targets, references=reference is None, progress=False)
+        reference = run if reference is None else reference   # MMP and SM do not depend on the translation: run once
+        mmt.append(run[run.system == 'MMT'].assign(translation_seed=t_seed))
+    return sweep_draws(pd.concat(mmt, ignore_index=True), reference)

@@ -17,10 +17,10 @@ from ...core import Profile, get_profile, data_home, content_hash, progress, fil
 from ..manifest import (SILENCE_PEAK, MANIFEST_COLUMNS, check_manifest, damaged_files, finish_render, read_manifest,
                                       RenderedDataset,
                                       reuse_render, write_manifest)
-from .instruments import find_soundfont, plan_audio
+from .instruments import find_soundfont, pitch_group_unit, plan_audio
 
 # %% auto #0
-__all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'AUDIO_COLUMNS', 'AUDIO_REMEDY', 'RENDER_STAGE',
+__all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'EXCERPT_RATE', 'AUDIO_COLUMNS', 'AUDIO_REMEDY', 'RENDER_STAGE',
            'MIN_ITEMS_FOR_PROCESSES', 'SoundFontSynth', 'audio_folder', 'waveform_similarity',
            'matched_note_similarity', 'opening_excerpt', 'cross_family_twins', 'render_studio_audio',
            'tinysol_metadata', 'StudioAudio']
@@ -208,9 +208,11 @@ def matched_note_similarity(soundfonts:Sequence[str], # SOUNDFONTS names (or pat
     return pd.DataFrame(rows)
 
 # %% ../../../nbs/02b_studio_audio.ipynb #655f2712
+EXCERPT_RATE = 8000  # Hz: near-duplicate checks compare clips at this rate
+
 def opening_excerpt(path:str|Path, # an audio file
                     seconds:float=0.5, # how much of its start
-                    rate:int=8000 # resampled to this rate, Hz
+                    rate:int=EXCERPT_RATE # resampled to this rate, Hz
                    ) -> np.ndarray:
     "The first `seconds` of a clip, mono, at `rate`: what near-duplicate checks compare."
     import soundfile
@@ -221,16 +223,17 @@ def opening_excerpt(path:str|Path, # an audio file
 # %% ../../../nbs/02b_studio_audio.ipynb #8e4e6568
 def cross_family_twins(manifest:pd.DataFrame, # rendered clips: `id`, `path`, `dataset`, `instrument`, `group`, `timbre_family`
                        root:str|Path, # the folder the paths are relative to
-                       max_lag_ms:float=20.0 # largest alignment shift tried
+                       max_lag_ms:float=20.0, # largest alignment shift tried
+                       rate:int=EXCERPT_RATE # the excerpts' rate, Hz
                       ) -> pd.DataFrame:
     "Per clip (index `id`): `cross_family_similarity`, its peak similarity to a clip of another family in its instrument's pitch group, and `cross_family_match`, that clip."
-    unit = manifest.dataset + '/' + manifest.instrument + '/' + manifest.group.str.rsplit('/', n=1).str[-1]
+    unit = pitch_group_unit(manifest)
     out = pd.DataFrame({'cross_family_similarity': np.nan, 'cross_family_match': ''}, index=manifest.id.to_numpy())
-    lag = int(max_lag_ms * 8000 / 1000)
+    lag = int(max_lag_ms * rate / 1000)
     for _, part in manifest.groupby(unit, sort=False):
         if part.timbre_family.nunique() < 2: continue
         ids, family = part.id.to_numpy(), part.timbre_family.to_numpy()
-        clips = [opening_excerpt(Path(root) / p) for p in part.path]
+        clips = [opening_excerpt(Path(root) / p, rate=rate) for p in part.path]
         sim = np.full((len(ids), len(ids)), -np.inf)
         for a in range(len(ids)):
             for b in range(a + 1, len(ids)):

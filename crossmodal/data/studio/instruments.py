@@ -16,7 +16,7 @@ from ...core import Profile, get_profile
 __all__ = ['SOUNDFONTS', 'SOUNDFONT_DIRS', 'HELD_OUT_FAMILY', 'DRUM_KITS', 'DRUM_KEYS', 'CYMBAL_KEYS', 'STUDIO_CLASSES',
            'UNRENDERED_CLASSES', 'GM_NAMES', 'TINYSOL_INSTRUMENTS', 'DYNAMICS', 'VALID_FRACTION', 'N_FOLDS',
            'find_soundfont', 'instrument_spec', 'instrument_table', 'dynamics_of', 'pick_pitches', 'make_phrase',
-           'plan_audio', 'hold_out_family']
+           'plan_audio', 'pitch_group_unit', 'hold_out_family']
 
 # %% ../../../nbs/02a_instruments.ipynb #48e29714
 SOUNDFONTS = {  # name -> where Debian puts it, the package, its licence, and its timbre family
@@ -270,6 +270,12 @@ def plan_audio(profile:str|Profile='tiny', # profile name or Profile: sizes, Sou
         plan = plan.head(P.max_items).drop(columns='_rank').sort_index()
     return plan.reset_index(drop=True)
 
+# %% ../../../nbs/02a_instruments.ipynb #eec1c56b
+def pitch_group_unit(manifest:pd.DataFrame # clips with `dataset`, `instrument` and `group`
+                    ) -> pd.Series:
+    "Each clip's `dataset/instrument/pitch group`, the same in every timbre family: the unit no cut separates."
+    return manifest.dataset + '/' + manifest.instrument + '/' + manifest.group.str.rsplit('/', n=1).str[-1]
+
 # %% ../../../nbs/02a_instruments.ipynb #2edcf381
 def hold_out_family(manifest:pd.DataFrame, # a studio audio manifest (`timbre_family`, `group`, `split`)
                     family:str # the timbre family to hold out as `test`
@@ -277,7 +283,7 @@ def hold_out_family(manifest:pd.DataFrame, # a studio audio manifest (`timbre_fa
     "`manifest` re-split: `family`'s clips are `test`, every other family's train or valid as its pitch group is in the canonical split."
     families = sorted(manifest.timbre_family.unique())
     if family not in families: raise ValueError(f"crossmodal: no timbre family {family!r} in this manifest; it has {families}")
-    unit = manifest.dataset + '/' + manifest.instrument + '/' + manifest.group.str.rsplit('/', n=1).str[-1]
+    unit = pitch_group_unit(manifest)
     is_valid = (manifest.split == 'valid').groupby(unit).any()   # a pitch group's valid status is shared by every SoundFont
     held = (manifest.timbre_family == family).to_numpy()
     split = np.where(held, 'test', np.where(unit.map(is_valid).to_numpy(), 'valid', 'train'))
