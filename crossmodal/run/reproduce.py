@@ -214,13 +214,26 @@ def _runner_error(run_dir:Path, state:dict, current:Path|None, started:float|Non
     _stop(run_dir, state, current, 'failed', f"runner error: {message}", started)
     return NotebookFailed(f"run {state['run_id']} stopped on an error of the runner: {message} (traceback in {log}); {_resume_hint(state)}")
 
+@contextlib.contextmanager
+def _ctrl_c_remembered():
+    "While the block runs, Ctrl-C raises `KeyboardInterrupt` as usual and is also remembered: yields the list of them."
+    import threading
+    if threading.current_thread() is not threading.main_thread(): yield []; return
+    seen = []
+    def handler(signum, frame): seen.append(signum); raise KeyboardInterrupt
+    old = signal.signal(signal.SIGINT, handler)
+    try: yield seen
+    finally: signal.signal(signal.SIGINT, old)
+
 def _run_one(run_dir:Path, state:dict, nb:Path, kernel:str, start_timeout:int):
     "Run one notebook of the run, recording it in `run.json` as running, then finished with its duration."
     started = time.time()
     state['notebooks'][nb.stem] = {'status': 'running', 'started': _now()}; write_state(run_dir, state)
     parameters = dict(state['parameters'], profile=state['profile'], seed=state['seed'], run_dir=str(run_dir.resolve()))
-    run_notebook(nb, run_dir / 'notebooks' / nb.name, parameters, kernel, start_timeout,
-                 log=run_dir / 'logs' / f'{nb.stem}.log', cwd=run_dir / 'notebooks')
+    with _ctrl_c_remembered() as ctrl_c:
+        run_notebook(nb, run_dir / 'notebooks' / nb.name, parameters, kernel, start_timeout,
+                     log=run_dir / 'logs' / f'{nb.stem}.log', cwd=run_dir / 'notebooks')
+    if ctrl_c: raise KeyboardInterrupt   # the Jupyter machinery swallowed a Ctrl-C (seen under load): the run stops all the same
     state['notebooks'][nb.stem] = {'status': 'finished', 'seconds': round(time.time() - started, 1)}
     write_state(run_dir, state)
 
