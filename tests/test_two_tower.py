@@ -63,3 +63,26 @@ def test_clap_two_tower_is_deterministic(clap_system, two_clips):
     np.testing.assert_array_equal(clap_system.embed_audio(two_clips), clap_system.embed_audio(two_clips))
     np.testing.assert_array_equal(clap_system.embed_text(['a flute']), clap_system.embed_text(['a flute']))
     with pytest.raises(ValueError, match="prompt 0 is ''"): clap_system.embed_text([''])
+
+
+@needs_clap
+def test_missing_clap_checkpoint_is_one_error_naming_the_file(tmp_path, monkeypatch):
+    "The paper profile's second checkpoint: without its weights, one error naming the file and where it belongs."
+    from crossmodal.embedders.paper.weights import MissingWeightsError
+    from crossmodal.spaces.twotower import ClapTwoTower
+    monkeypatch.setenv('CROSSMODAL_HOME', str(tmp_path))
+    monkeypatch.delenv('CROSSMODAL_WEIGHTS', raising=False)
+    with pytest.raises(MissingWeightsError) as error:
+        ClapTwoTower('music_speech')
+    message = str(error.value)
+    assert 'clap_music_speech_audio' in message and 'music_speech_audioset_epoch_15_esc_89.98.pt' in message
+    assert str(tmp_path / 'weights' / 'clap') in message
+
+
+@needs_clap
+def test_clap_text_truncation_reports_what_the_77_token_window_drops(clap_system):
+    "The random-weights byte tokenizer: one token per UTF-8 byte plus <s> and </s>; a long prompt loses its tail."
+    short, long = 'A violin track', 'x' * 100
+    (n_short, cut_short), (n_long, cut_long) = clap_system.text_truncation([short, long])
+    assert (n_short, cut_short) == (len(short) + 2, '')
+    assert n_long == 102 and cut_long == 'x' * 25          # 75 bytes fit between <s> and </s>

@@ -5,6 +5,7 @@
 # %% ../../nbs/08_two_tower.ipynb #adff6205
 from __future__ import annotations
 import math, re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,9 +19,12 @@ from ..training import fit, index_batches
 
 # %% auto #0
 __all__ = ['TWO_TOWER_SPACES', 'INSTRUMENT_WORDS', 'DYNAMICS_WORDS', 'KIND_WORDS', 'EVALUATION_TEMPLATES',
-           'TINYSOL_PROMPT_LABELS', 'PARAPHRASE_COSINE', 'check_prompts', 'TwoTower', 'with_article', 'register_of',
-           'caption_clauses', 'clip_captions', 'template_pattern', 'word_ngrams', 'caption_leaks', 'projection_head',
-           'TwoTowerHeads', 'caption_retrieval_recall', 'train_two_tower', 'PackageTwoTower', 'ClapTwoTower']
+           'TINYSOL_PROMPT_LABELS', 'PARAPHRASE_COSINE', 'TWO_TOWER_CACHE_VERSION', 'UNSEEN_NAMES', 'CAPTION_VARIANTS',
+           'check_prompts', 'TwoTower', 'with_article', 'register_of', 'caption_clauses', 'clip_captions',
+           'template_pattern', 'word_ngrams', 'caption_leaks', 'projection_head', 'TwoTowerHeads',
+           'caption_retrieval_recall', 'train_two_tower', 'save_heads', 'load_heads', 'PackageTwoTower', 'TextTuner',
+           'lower_layer_states', 'TextTunedTwoTower', 'train_text_tuned', 'train_text_tuned_system', 'ClapTwoTower',
+           'zero_shot_splits', 'variant_captions', 'caption_features', 'caption_rows', 'train_caption_systems']
 
 # %% ../../nbs/08_two_tower.ipynb #23c73420
 TWO_TOWER_SPACES = ('joint', 'pre_joint')
@@ -42,6 +46,8 @@ class TwoTower:
     name, has_pre_joint = 'two-tower', True
     def encode_audio(self, clips:pd.DataFrame) -> dict: raise NotImplementedError   # {'joint': (n, d), 'pre_joint': (n, d_a)}
     def encode_text(self, prompts:list) -> dict: raise NotImplementedError          # {'joint': (n, d), 'pre_joint': (n, d_t)}
+    text_token_limit = None   # tokens the text tower reads, special tokens included; longer prompts are cut (None: no limit)
+    def text_truncation(self, prompts:list) -> list: raise NotImplementedError    # per prompt: (tokens before truncation, text cut off or '')
 
     def check_space(self, space:str, what:str):
         "A clear error for an unknown space, or a pre-joint space this system does not have."
@@ -116,7 +122,8 @@ def clip_captions(clips:pd.DataFrame, # studio clips: `id`, `instrument` (TinySO
                   ranges:dict, # instrument -> (low, high) MIDI range
                   n:int=8, # captions per clip
                   hidden=(), # instruments named by family words only
-                  keep:float=0.7 # chance each optional clause is kept
+                  keep:float=0.7, # chance each optional clause is kept
+                  name_mask:float=0.0 # chance a caption of a named instrument uses its family words instead (label-word masking)
                  ) -> pd.DataFrame:
     "One row per clip and caption (`id`, `k`, `caption`), each clip's draws seeded by its id."
     from crossmodal.core import content_hash
@@ -127,7 +134,8 @@ def clip_captions(clips:pd.DataFrame, # studio clips: `id`, `instrument` (TinySO
         rng = np.random.default_rng(int(content_hash(clip.id)[:12], 16))
         register = register_of(clip.pitch, *ranges[clip.instrument])
         for k in range(n):
-            clauses = caption_clauses(clip.instrument, clip.kind, clip.dynamics, register, clip.pitch_name, rng, keep, clip.instrument in hidden)
+            hide = clip.instrument in hidden or (name_mask > 0 and rng.random() < name_mask)   # no draw without masking: captions unchanged
+            clauses = caption_clauses(clip.instrument, clip.kind, clip.dynamics, register, clip.pitch_name, rng, keep, hide)
             rows.append((clip.id, k, ', '.join(clauses)))
     return pd.DataFrame(rows, columns=['id', 'k', 'caption'])
 
@@ -199,20 +207,47 @@ def train_two_tower(audio_x:np.ndarray, # (N, d_a) frozen audio features of the 
                     seed:int=0, batch_size:int=256, max_epochs:int=100, patience:int=5,
                     lr:float=1e-3, weight_decay:float=1e-4,
                     num_threads:int|None=1, # CPU threads while training: small heads gain nothing from more, and lose much on a busy machine
-                    progress:bool=False) -> tuple:
+                    progress:bool=False,
+                    cache=None # a folder: reuse a model trained there on the same inputs with the same settings
+                   ) -> tuple:
     "`(heads, history)`: TwoTowerHeads trained with symmetric InfoNCE, one caption per clip drawn each epoch."
     if caption_rows.shape[0] != len(audio_x):
         raise ValueError(f"crossmodal.spaces.twotower: {len(audio_x)} clips but caption rows for {caption_rows.shape[0]}")
     A, T = (torch.as_tensor(np.asarray(x, np.float32)) for x in (audio_x, text_x))
     VA, VT = (torch.as_tensor(np.asarray(x, np.float32)) for x in (valid_audio, valid_text))
+    path = None
+    if cache is not None:
+        from crossmodal.core import content_hash
+        path = Path(cache) / f"{content_hash(A.numpy(), T.numpy(), np.asarray(caption_rows), VA.numpy(), VT.numpy(), version=TWO_TOWER_CACHE_VERSION, seed=seed, batch_size=batch_size, max_epochs=max_epochs, patience=patience, lr=lr, weight_decay=weight_decay)}.pt"
+        if path.exists(): return load_heads(path)
     rng = seed_everything(seed)   # before the heads are made: their initial weights come from the seed too
     heads = TwoTowerHeads(A.shape[1], T.shape[1])
     def batches(rng):
         drawn = caption_rows[np.arange(len(A)), rng.integers(caption_rows.shape[1], size=len(A))]
         return [(A[b], T[drawn[b]]) for b in index_batches(len(A), batch_size, rng) if len(b) > 1]
-    return fit(heads, lambda h, batch: h.loss(*batch), batches, max_epochs=max_epochs, lr=lr, optimiser='adamw',
-               weight_decay=weight_decay, metrics={'valid R@10': lambda h: caption_retrieval_recall(h, VA, VT)},
-               patience=patience, seed=None, rng=rng, num_threads=num_threads, progress=progress, desc='two-tower epochs')
+    heads, history = fit(heads, lambda h, batch: h.loss(*batch), batches, max_epochs=max_epochs, lr=lr, optimiser='adamw',
+                         weight_decay=weight_decay, metrics={'valid R@10': lambda h: caption_retrieval_recall(h, VA, VT)},
+                         patience=patience, seed=None, rng=rng, num_threads=num_threads, progress=progress, desc='two-tower epochs')
+    if path is not None: save_heads(heads, history, path)
+    return heads, history
+
+# %% ../../nbs/08_two_tower.ipynb #3485fee8
+TWO_TOWER_CACHE_VERSION = 1   # in every cache key: bump it when the same inputs and settings would train another model
+
+def save_heads(heads:TwoTowerHeads, history:pd.DataFrame, path) -> Path:
+    "Write trained heads (dimensions, weights, temperature floor) and their history to `path`, atomically."
+    from crossmodal.core import atomic_write
+    dims = dict(audio_dim=heads.audio[0].in_features, text_dim=heads.text[0].in_features, joint_dim=heads.audio[2].out_features,
+                hidden=heads.audio[0].out_features, min_temperature=heads.min_temperature)
+    with atomic_write(path) as tmp: torch.save(dict(dims=dims, state=heads.state_dict(), history=history.to_dict('list'), attrs=dict(history.attrs)), tmp)
+    return Path(path)
+
+def load_heads(path) -> tuple:
+    "`(heads, history)` written by `save_heads` (evaluation mode; `history.attrs['cached']` is True)."
+    saved = torch.load(path, map_location='cpu', weights_only=False)
+    heads = TwoTowerHeads(**saved['dims']); heads.load_state_dict(saved['state']); heads.eval()
+    history = pd.DataFrame(saved['history']); history.attrs.update(saved['attrs'], cached=True)
+    return heads, history
 
 # %% ../../nbs/08_two_tower.ipynb #b54c45c5
 class PackageTwoTower(TwoTower):
@@ -224,8 +259,135 @@ class PackageTwoTower(TwoTower):
         return {'pre_joint': np.asarray(pre, np.float32), 'joint': joint.astype(np.float32)}
     def encode_audio(self, clips:pd.DataFrame) -> dict:
         from crossmodal.embedders.cache import embed_manifest
-        return self._project(embed_manifest(self.audio_embedder, clips, progress=False), self.heads.joint_audio)
+        return self.encode_audio_features(embed_manifest(self.audio_embedder, clips, progress=False))
+    def encode_audio_features(self, features:np.ndarray) -> dict:
+        "Both spaces from the audio tower's features (already computed, e.g. read once for several systems)."
+        return self._project(features, self.heads.joint_audio)
     def encode_text(self, prompts:list) -> dict: return self._project(self.text_embedder.embed(list(prompts)), self.heads.joint_text)
+    def encode_text_features(self, features:np.ndarray) -> dict:
+        "Both spaces from the text tower's features of some prompts (embedded once for several systems)."
+        return self._project(features, self.heads.joint_text)
+    @property
+    def text_token_limit(self) -> int|None: return getattr(getattr(self.text_embedder, 'model', None), 'max_seq_length', None)
+    def text_truncation(self, prompts:list) -> list:
+        "Per prompt: its word pieces before truncation ([CLS] and [SEP] included) and the text MiniLM never reads."
+        tok, limit = self.text_embedder.model.tokenizer, self.text_token_limit
+        ids = [tok(p, truncation=False)['input_ids'] for p in prompts]
+        return [(len(i), tok.decode(i[limit - 1:-1]) if limit and len(i) > limit else '') for i in ids]
+
+# %% ../../nbs/08_two_tower.ipynb #e9c4415e
+class TextTuner(nn.Module):
+    "A trainable copy of a BERT text tower's top `k` layers, then mean pooling over the mask and L2 normalisation."
+    def __init__(self, bert:nn.Module, # the tower's BertModel (sentence-transformers: `model[0].auto_model`)
+                 k:int=1): # layers tuned
+        super().__init__()
+        import copy
+        self.k, self.layers = k, nn.ModuleList(copy.deepcopy(layer) for layer in bert.encoder.layer[len(bert.encoder.layer) - k:])
+    def forward(self, hidden:torch.Tensor, # (n, T, d) hidden states below the top k layers
+                mask:torch.Tensor # (n, T) attention mask, 1 on tokens
+               ) -> torch.Tensor:
+        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in self.layers:
+            hidden = layer(hidden, attention_mask=additive)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        m = mask[..., None].to(hidden.dtype)
+        return F.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
+
+def lower_layer_states(text_tower, # the MiniLM embedder
+                       texts:list, # the texts
+                       k:int=1, # the top layers left out
+                       batch_size:int=256, progress:bool=False) -> tuple:
+    "`(states, mask)`: float32 (n, T, d) hidden states below MiniLM's top `k` layers and the (n, T) attention mask, padded to the longest text."
+    from crossmodal.core import progress as bar
+    model = text_tower.model
+    tok = model.tokenizer(list(texts), padding='longest', truncation=True, max_length=model.max_seq_length, return_tensors='pt')
+    bert, chunks = model[0].auto_model, range(0, len(texts), batch_size)
+    with torch.inference_mode():
+        states = [bert(input_ids=tok['input_ids'][i:i + batch_size], attention_mask=tok['attention_mask'][i:i + batch_size],
+                       output_hidden_states=True).hidden_states[-(k + 1)] for i in (bar(chunks, desc='MiniLM lower layers') if progress else chunks)]
+    return torch.cat(states).numpy().astype(np.float32), tok['attention_mask'].numpy()
+
+# %% ../../nbs/08_two_tower.ipynb #74720944
+class TextTunedTwoTower(TwoTower):
+    "A two-tower model with its audio side locked and MiniLM's top layer tuned: pre-joint text is the tuned sentence embedding."
+    def __init__(self, heads:TwoTowerHeads, tuner:TextTuner, audio_embedder, text_embedder, name:str='crossmodal two-tower (text-tuned)'):
+        self.locked = PackageTwoTower(heads, audio_embedder, text_embedder, name)   # the audio side, unchanged, and the tokenizer
+        self.heads, self.tuner, self.text_embedder, self.name = self.locked.heads, tuner.eval(), text_embedder, name
+    def encode_audio(self, clips:pd.DataFrame) -> dict: return self.locked.encode_audio(clips)
+    def encode_audio_features(self, features:np.ndarray) -> dict: return self.locked.encode_audio_features(features)
+    def encode_text(self, prompts:list) -> dict:
+        states, mask = lower_layer_states(self.text_embedder, list(prompts), self.tuner.k)
+        with torch.no_grad(): pre = self.tuner(torch.as_tensor(states), torch.as_tensor(mask)).numpy()
+        return self.locked._project(pre, self.heads.joint_text)
+    @property
+    def text_token_limit(self): return self.locked.text_token_limit
+    def text_truncation(self, prompts:list) -> list: return self.locked.text_truncation(prompts)
+
+# %% ../../nbs/08_two_tower.ipynb #728e4e41
+def train_text_tuned(base:PackageTwoTower, # the trained model to start from (its audio side stays locked)
+                     texts:list, # the distinct caption texts
+                     caption_rows:np.ndarray, # (N, K) rows of `texts` captioning each training clip
+                     audio_x:np.ndarray, # (N, d_a) frozen audio features of the training clips
+                     valid_audio:np.ndarray, valid_rows:np.ndarray, # validation clips and the row of one caption of each
+                     k:int=1, seed:int=0, batch_size:int=256, max_epochs:int=10, patience:int=2,
+                     lr:float=2e-5, head_lr:float=1e-4, # the tuned layers' and the text head's learning rates
+                     num_threads:int|None=1, progress:bool=False,
+                     cache=None # a folder: reuse a model tuned there from the same start on the same inputs
+                    ) -> tuple:
+    "`(TextTunedTwoTower, history)`: MiniLM's top `k` layers and the text head tuned with symmetric InfoNCE, the audio head and features locked."
+    import copy
+    from crossmodal.core import atomic_write, content_hash
+    heads, text_tower = copy.deepcopy(base.heads), base.text_embedder
+    tuner = TextTuner(text_tower.model[0].auto_model, k)
+    settings = dict(k=k, seed=seed, batch_size=batch_size, max_epochs=max_epochs, patience=patience, lr=lr, head_lr=head_lr)
+    path = None
+    if cache is not None:
+        key = content_hash({n: t.numpy() for n, t in heads.state_dict().items()}, list(texts), np.asarray(caption_rows), np.asarray(audio_x, np.float32),
+                           np.asarray(valid_audio, np.float32), np.asarray(valid_rows), text_tower.cache_params(), version=TWO_TOWER_CACHE_VERSION, **settings)
+        path = Path(cache) / f'text-tuned-{key}.pt'
+        if path.exists():
+            saved = torch.load(path, map_location='cpu', weights_only=False)
+            heads.load_state_dict(saved['heads']); tuner.load_state_dict(saved['tuner'])
+            history = pd.DataFrame(saved['history']); history.attrs.update(saved['attrs'], cached=True)
+            return TextTunedTwoTower(heads.eval(), tuner, base.audio_embedder, text_tower), history
+    states, mask = (torch.as_tensor(x) for x in lower_layer_states(text_tower, list(texts), k, progress=progress))
+    A, VA = torch.as_tensor(np.asarray(audio_x, np.float32)), torch.as_tensor(np.asarray(valid_audio, np.float32))
+    for p in heads.audio.parameters(): p.requires_grad_(False)       # the audio side is locked
+    model = nn.ModuleDict(dict(heads=heads, tuner=tuner))
+    def text_of(rows):
+        rows = torch.as_tensor(np.array(rows)); width = int(mask[rows].sum(1).max())   # trim the padding this batch does not need
+        return model['tuner'](states[rows, :width], mask[rows, :width])
+    def loss(m, batch):
+        a, rows = batch
+        return info_nce(m['heads'].joint_audio(a), m['heads'].joint_text(text_of(rows)), m['heads'].temperature(), symmetric=True)
+    def batches(rng):
+        drawn = caption_rows[np.arange(len(A)), rng.integers(caption_rows.shape[1], size=len(A))]
+        return [(A[b], drawn[b]) for b in index_batches(len(A), batch_size, rng) if len(b) > 1]
+    def recall(m):
+        with torch.no_grad(): sim = m['heads'].joint_audio(VA) @ m['heads'].joint_text(text_of(valid_rows)).T
+        return float(((sim > sim.diagonal().unsqueeze(1)).sum(dim=1) < 10).float().mean())
+    rng = seed_everything(seed)
+    groups = [dict(params=list(tuner.parameters()), lr=lr), dict(params=list(heads.text.parameters()) + [heads.log_temperature], lr=head_lr)]
+    model, history = fit(model, loss, batches, max_epochs=max_epochs, optimiser='adamw', param_groups=groups, metrics={'valid R@10': recall},
+                         patience=patience, seed=None, rng=rng, num_threads=num_threads, progress=progress, desc='text-tuning epochs')
+    if path is not None:
+        with atomic_write(path) as tmp:
+            torch.save(dict(heads=heads.state_dict(), tuner=tuner.state_dict(), history=history.to_dict('list'), attrs=dict(history.attrs)), tmp)
+    return TextTunedTwoTower(heads.eval(), tuner.eval(), base.audio_embedder, text_tower), history
+
+# %% ../../nbs/08_two_tower.ipynb #6bd4f0fa
+def train_text_tuned_system(base:PackageTwoTower, # the trained named model (one seed)
+                            captions:dict, # its variant's {'train': …, 'valid': …} captions (`variant_captions`)
+                            split:dict, # 'train' and 'valid' clips, in feature order
+                            audio_features:dict, # 'train' and 'valid' frozen audio features
+                            **kw # `train_text_tuned`'s settings and cache
+                           ) -> tuple:
+    "`train_text_tuned` on the captions of one variant: only its own captions' lower-layer states are computed."
+    texts = list(pd.unique(pd.concat([captions['train'].caption, captions['valid'].caption])))
+    row_of = {c: i for i, c in enumerate(texts)}
+    rows = caption_rows(captions['train'], split['train'], row_of)
+    valid_rows = caption_rows(captions['valid'], split['valid'], row_of)[:, 0]
+    return train_text_tuned(base, texts, rows, audio_features['train'], audio_features['valid'], valid_rows, **kw)
 
 # %% ../../nbs/08_two_tower.ipynb #2b06ab8f
 class ClapTwoTower(TwoTower):
@@ -251,3 +413,85 @@ class ClapTwoTower(TwoTower):
     def encode_text(self, prompts:list) -> dict:
         pre = self.text_branch.embed(list(prompts))
         return {'pre_joint': pre, 'joint': self._joint(pre, self.text_branch.model.text_projection)}
+    text_token_limit = 77   # CLAP_CONTEXT: RoBERTa's input is cut there
+    def text_truncation(self, prompts:list) -> list:
+        "Per prompt: its tokens before truncation (<s> and </s> included) and the text CLAP never reads."
+        tok, limit = self.text_branch.tokenizer, self.text_token_limit
+        if hasattr(tok, 'decode'):   # RoBERTa's BPE
+            ids = [tok(p, truncation=False)['input_ids'] for p in prompts]
+            return [(len(i), tok.decode(i[limit - 1:-1]) if len(i) > limit else '') for i in ids]
+        raw = [p.encode() for p in prompts]   # the random-weights byte stand-in: one token per UTF-8 byte
+        return [(len(b) + 2, b[limit - 2:].decode(errors='ignore') if len(b) + 2 > limit else '') for b in raw]
+
+# %% ../../nbs/08_two_tower.ipynb #1cb40841
+UNSEEN_NAMES = ('Va', 'Bn', 'Hn')   # the unseen-names variant's hidden instruments, fixed before the first run
+CAPTION_VARIANTS = {'named': {}, 'unseen names': dict(hidden=UNSEEN_NAMES), 'label-masked': dict(name_mask=0.3)}
+
+def zero_shot_splits(manifest:pd.DataFrame, # a studio audio manifest (`render_studio_audio`)
+                     dataset:str='tinysol-like' # its rows to use
+                    ) -> dict:
+    "'train', 'valid', 'test' clips of `dataset`, after checking no timbre family is in training and test and no pitch group in training and validation."
+    from crossmodal.data.studio.instruments import pitch_group_unit
+    def part(s):
+        rows = manifest[(manifest.dataset == dataset) & (manifest.split == s)].reset_index(drop=True); rows.attrs = manifest.attrs; return rows
+    split = {s: part(s) for s in ('train', 'valid', 'test')}
+    empty = [s for s, d in split.items() if d.empty]
+    if empty: raise ValueError(f"crossmodal.spaces.twotower: the {dataset} rows of the manifest have no {' or '.join(empty)} clips")
+    both = (set(split['train'].timbre_family) | set(split['valid'].timbre_family)) & set(split['test'].timbre_family)
+    if both: raise ValueError(f"crossmodal.spaces.twotower: timbre families {sorted(both)} are in training and test")
+    shared = set(pitch_group_unit(split['train'])) & set(pitch_group_unit(split['valid']))
+    if shared: raise ValueError(f"crossmodal.spaces.twotower: {len(shared)} (instrument, pitch) groups are in training and validation, e.g. {sorted(shared)[:3]}")
+    return split
+
+# %% ../../nbs/08_two_tower.ipynb #4f1c31a9
+def variant_captions(split:dict, # 'train' and 'valid' clips (`zero_shot_splits`)
+                     ranges:dict, # instrument -> (low, high) MIDI range
+                     variants:dict=CAPTION_VARIANTS, # variant -> keyword arguments of `clip_captions`
+                     captions_per_clip:int=4 # per training clip; validation clips get one
+                    ) -> dict:
+    "variant -> {'train': captions, 'valid': captions} (`clip_captions` tables)."
+    return {v: {s: clip_captions(split[s], ranges, captions_per_clip if s == 'train' else 1, **kw) for s in ('train', 'valid')}
+            for v, kw in variants.items()}
+
+def caption_features(texts, # the distinct caption texts
+                     text_tower, # a text embedder (`get_embedder('minilm')`)
+                     cache:bool=True # keep the array in the cache (stage 'caption embeddings')
+                    ) -> np.ndarray:
+    "`(len(texts), d)` features of the texts, embedded in chunks, cached as one array per text set and tower."
+    from crossmodal.core import Cache, content_hash, data_home, progress
+    texts = list(texts)
+    def embed() -> np.ndarray:
+        chunks = [texts[i:i + 2048] for i in range(0, len(texts), 2048)]
+        return np.concatenate([text_tower.embed(c) for c in progress(chunks, desc=f'caption embeddings ({text_tower.name})')])
+    if not cache: return embed()
+    return Cache(data_home() / 'cache', stage='caption embeddings').array(content_hash('captions', text_tower.cache_params(), texts), embed)
+
+# %% ../../nbs/08_two_tower.ipynb #88a99d67
+def caption_rows(captions:pd.DataFrame, # `clip_captions` table
+                 clips:pd.DataFrame, # the clips, in feature order
+                 row_of:dict # caption text -> its row of the feature array
+                ) -> np.ndarray:
+    "`(clips, K)` rows of each clip's K captions, in the clips' order."
+    wide = captions.assign(row=captions.caption.map(row_of)).pivot(index='id', columns='k', values='row')
+    missing = [i for i in clips.id if i not in wide.index]
+    if missing: raise ValueError(f"crossmodal.spaces.twotower: {len(missing)} clips have no captions, e.g. {missing[:3]}")
+    return wide.loc[clips.id].to_numpy()
+
+def train_caption_systems(audio_features:dict, # 'train' and 'valid' -> (clips, d_a) frozen audio features
+                          split:dict, # 'train' and 'valid' clips, in feature order
+                          captions:dict, # `variant_captions`
+                          text_features:np.ndarray, row_of:dict, # features of the distinct captions and each caption's row
+                          audio_tower, text_tower, # the frozen towers (pre-joint spaces of the systems)
+                          seeds=(0,), cache=None, # `train_two_tower`'s model cache folder
+                          **train_kw # batch_size, max_epochs, patience, ...
+                         ) -> tuple:
+    "`(systems, histories)` keyed by (variant, seed): a `PackageTwoTower` per variant and seed."
+    systems, histories = {}, {}
+    for variant, tables in captions.items():
+        rows = caption_rows(tables['train'], split['train'], row_of)
+        valid_text = text_features[caption_rows(tables['valid'], split['valid'], row_of)[:, 0]]
+        for s in seeds:
+            heads, histories[variant, s] = train_two_tower(audio_features['train'], text_features, rows, audio_features['valid'],
+                                                           valid_text, seed=s, cache=cache, **train_kw)
+            systems[variant, s] = PackageTwoTower(heads, audio_tower, text_tower, name=f'crossmodal two-tower ({variant})')
+    return systems, histories

@@ -26,12 +26,13 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')  # laion_clap/transformers retry th
 CLAP_URL = 'https://huggingface.co/lukewys/laion_clap/resolve/main/{}'
 CLAP_CHECKPOINTS = {
     'music': dict(file='music_audioset_epoch_15_esc_90.14.pt', amodel='HTSAT-base', audio_dim=1024),
+    'music_speech': dict(file='music_speech_audioset_epoch_15_esc_89.98.pt', amodel='HTSAT-base', audio_dim=1024),
     'general': dict(file='630k-audioset-best.pt', amodel='HTSAT-tiny', audio_dim=768),
 }
 
-def clap_weights(checkpoint:str # 'music' or 'general'
+def clap_weights(checkpoint:str # 'music', 'music_speech' or 'general'
                 ) -> WeightsFile:
-    "The `WeightsFile` of a CLAP checkpoint ('music' or 'general')."
+    "The `WeightsFile` of a CLAP checkpoint ('music', 'music_speech' or 'general')."
     if checkpoint not in CLAP_CHECKPOINTS: raise ValueError(f"crossmodal: CLAP checkpoint must be one of {list(CLAP_CHECKPOINTS)}, got {checkpoint!r}")
     f = CLAP_CHECKPOINTS[checkpoint]['file']
     return WeightsFile('clap', f, CLAP_URL.format(f))
@@ -190,7 +191,7 @@ class CLAPEmbedder(PaperEmbedder):
     checkpoint, space = 'music', 'joint'
 
     def __init__(self, weights:str|Path|None=None, # None: default folder; a folder or `.pt`; 'random'
-                 checkpoint:str|None=None, # 'music' (HTSAT-base) or 'general' (630k-audioset, HTSAT-tiny)
+                 checkpoint:str|None=None, # 'music' or 'music_speech' (HTSAT-base), or 'general' (630k-audioset, HTSAT-tiny)
                  space:str|None=None, # 'joint' (512-d, unit norm) or 'prejoint' (the encoder's own output)
                  amodel:str|None=None, # override the audio encoder (e.g. 'HTSAT-tiny' for a random-weight test)
                  tokenizer_dir:str|Path|None=None, # folder with roberta-base's vocab.json and merges.txt
@@ -201,14 +202,14 @@ class CLAPEmbedder(PaperEmbedder):
         if self.space not in ('joint', 'prejoint'): raise ValueError(f"crossmodal: CLAP space must be 'joint' or 'prejoint', got {self.space!r}")
         checkpoint_file = clap_weights(self.checkpoint)  # validates the name
         self.amodel = amodel or CLAP_CHECKPOINTS[self.checkpoint]['amodel']
-        self.weight_paths = self._resolve(weights, (checkpoint_file,))
+        self.name = f"clap_{self.checkpoint}_{self.modality}{'' if self.space == 'joint' else '_prejoint'}"
+        self.weight_paths = self._resolve(weights, (checkpoint_file,))   # after the name: a missing file's error names this embedder
         self.tokenizer = None
         if self.modality == 'text':  # real weights need the real tokenizer; random ones fall back to the byte stand-in
             self.tokenizer = (load_roberta_tokenizer(tokenizer_dir) if self.weight_paths or tokenizer_dir is not None
                               else ByteTokenizer())
         self.dim = 512 if self.space == 'joint' else (768 if self.modality == 'text' else
                                                      {'HTSAT-base': 1024, 'HTSAT-tiny': 768}.get(self.amodel, 768))
-        self.name = f"clap_{self.checkpoint}_{self.modality}{'' if self.space == 'joint' else '_prejoint'}"
         self.device = device or get_device()
         key = (self.amodel, str(self.weight_paths[0]) if self.weight_paths else 'random')
         if key not in _CLAP_MODELS:
