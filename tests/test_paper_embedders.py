@@ -64,7 +64,7 @@ def test_clap_missing_checkpoint(empty_weights, cls, ckpt):
 
 def test_clap_general_checkpoint_and_unknown_name(empty_weights):
     with pytest.raises(MissingWeightsError, match='630k-audioset-best.pt'): CLAPAudio(checkpoint='general')
-    with pytest.raises(ValueError, match="one of \\['music', 'general'\\]"): CLAPAudio(checkpoint='nope')
+    with pytest.raises(ValueError, match="one of \\['music', 'music_speech', 'general'\\]"): CLAPAudio(checkpoint='nope')
 
 def test_registry_says_why_and_refuses(empty_weights):
     table = available_embedders().set_index('name')

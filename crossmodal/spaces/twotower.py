@@ -22,8 +22,7 @@ __all__ = ['TWO_TOWER_SPACES', 'INSTRUMENT_WORDS', 'DYNAMICS_WORDS', 'KIND_WORDS
            'TINYSOL_PROMPT_LABELS', 'PARAPHRASE_COSINE', 'TWO_TOWER_CACHE_VERSION', 'UNSEEN_NAMES', 'CAPTION_VARIANTS',
            'check_prompts', 'TwoTower', 'with_article', 'register_of', 'caption_clauses', 'clip_captions',
            'template_pattern', 'word_ngrams', 'caption_leaks', 'projection_head', 'TwoTowerHeads',
-           'caption_retrieval_recall', 'train_two_tower', 'save_heads', 'load_heads', 'PackageTwoTower', 'TextTuner',
-           'lower_layer_states', 'TextTunedTwoTower', 'train_text_tuned', 'train_text_tuned_system', 'ClapTwoTower',
+           'caption_retrieval_recall', 'train_two_tower', 'save_heads', 'load_heads', 'PackageTwoTower', 'ClapTwoTower',
            'zero_shot_splits', 'variant_captions', 'caption_features', 'caption_rows', 'train_caption_systems']
 
 # %% ../../nbs/08_two_tower.ipynb #23c73420
@@ -274,120 +273,6 @@ class PackageTwoTower(TwoTower):
         tok, limit = self.text_embedder.model.tokenizer, self.text_token_limit
         ids = [tok(p, truncation=False)['input_ids'] for p in prompts]
         return [(len(i), tok.decode(i[limit - 1:-1]) if limit and len(i) > limit else '') for i in ids]
-
-# %% ../../nbs/08_two_tower.ipynb #e9c4415e
-class TextTuner(nn.Module):
-    "A trainable copy of a BERT text tower's top `k` layers, then mean pooling over the mask and L2 normalisation."
-    def __init__(self, bert:nn.Module, # the tower's BertModel (sentence-transformers: `model[0].auto_model`)
-                 k:int=1): # layers tuned
-        super().__init__()
-        import copy
-        self.k, self.layers = k, nn.ModuleList(copy.deepcopy(layer) for layer in bert.encoder.layer[len(bert.encoder.layer) - k:])
-    def forward(self, hidden:torch.Tensor, # (n, T, d) hidden states below the top k layers
-                mask:torch.Tensor # (n, T) attention mask, 1 on tokens
-               ) -> torch.Tensor:
-        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        for layer in self.layers:
-            hidden = layer(hidden, attention_mask=additive)
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-        m = mask[..., None].to(hidden.dtype)
-        return F.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
-
-def lower_layer_states(text_tower, # the MiniLM embedder
-                       texts:list, # the texts
-                       k:int=1, # the top layers left out
-                       batch_size:int=256, progress:bool=False) -> tuple:
-    "`(states, mask)`: float32 (n, T, d) hidden states below MiniLM's top `k` layers and the (n, T) attention mask, padded to the longest text."
-    from crossmodal.core import progress as bar
-    model = text_tower.model
-    tok = model.tokenizer(list(texts), padding='longest', truncation=True, max_length=model.max_seq_length, return_tensors='pt')
-    bert, chunks = model[0].auto_model, range(0, len(texts), batch_size)
-    with torch.inference_mode():
-        states = [bert(input_ids=tok['input_ids'][i:i + batch_size], attention_mask=tok['attention_mask'][i:i + batch_size],
-                       output_hidden_states=True).hidden_states[-(k + 1)] for i in (bar(chunks, desc='MiniLM lower layers') if progress else chunks)]
-    return torch.cat(states).numpy().astype(np.float32), tok['attention_mask'].numpy()
-
-# %% ../../nbs/08_two_tower.ipynb #74720944
-class TextTunedTwoTower(TwoTower):
-    "A two-tower model with its audio side locked and MiniLM's top layer tuned: pre-joint text is the tuned sentence embedding."
-    def __init__(self, heads:TwoTowerHeads, tuner:TextTuner, audio_embedder, text_embedder, name:str='crossmodal two-tower (text-tuned)'):
-        self.locked = PackageTwoTower(heads, audio_embedder, text_embedder, name)   # the audio side, unchanged, and the tokenizer
-        self.heads, self.tuner, self.text_embedder, self.name = self.locked.heads, tuner.eval(), text_embedder, name
-    def encode_audio(self, clips:pd.DataFrame) -> dict: return self.locked.encode_audio(clips)
-    def encode_audio_features(self, features:np.ndarray) -> dict: return self.locked.encode_audio_features(features)
-    def encode_text(self, prompts:list) -> dict:
-        states, mask = lower_layer_states(self.text_embedder, list(prompts), self.tuner.k)
-        with torch.no_grad(): pre = self.tuner(torch.as_tensor(states), torch.as_tensor(mask)).numpy()
-        return self.locked._project(pre, self.heads.joint_text)
-    @property
-    def text_token_limit(self): return self.locked.text_token_limit
-    def text_truncation(self, prompts:list) -> list: return self.locked.text_truncation(prompts)
-
-# %% ../../nbs/08_two_tower.ipynb #728e4e41
-def train_text_tuned(base:PackageTwoTower, # the trained model to start from (its audio side stays locked)
-                     texts:list, # the distinct caption texts
-                     caption_rows:np.ndarray, # (N, K) rows of `texts` captioning each training clip
-                     audio_x:np.ndarray, # (N, d_a) frozen audio features of the training clips
-                     valid_audio:np.ndarray, valid_rows:np.ndarray, # validation clips and the row of one caption of each
-                     k:int=1, seed:int=0, batch_size:int=256, max_epochs:int=10, patience:int=2,
-                     lr:float=2e-5, head_lr:float=1e-4, # the tuned layers' and the text head's learning rates
-                     num_threads:int|None=1, progress:bool=False,
-                     cache=None # a folder: reuse a model tuned there from the same start on the same inputs
-                    ) -> tuple:
-    "`(TextTunedTwoTower, history)`: MiniLM's top `k` layers and the text head tuned with symmetric InfoNCE, the audio head and features locked."
-    import copy
-    from crossmodal.core import atomic_write, content_hash
-    heads, text_tower = copy.deepcopy(base.heads), base.text_embedder
-    tuner = TextTuner(text_tower.model[0].auto_model, k)
-    settings = dict(k=k, seed=seed, batch_size=batch_size, max_epochs=max_epochs, patience=patience, lr=lr, head_lr=head_lr)
-    path = None
-    if cache is not None:
-        key = content_hash({n: t.numpy() for n, t in heads.state_dict().items()}, list(texts), np.asarray(caption_rows), np.asarray(audio_x, np.float32),
-                           np.asarray(valid_audio, np.float32), np.asarray(valid_rows), text_tower.cache_params(), version=TWO_TOWER_CACHE_VERSION, **settings)
-        path = Path(cache) / f'text-tuned-{key}.pt'
-        if path.exists():
-            saved = torch.load(path, map_location='cpu', weights_only=False)
-            heads.load_state_dict(saved['heads']); tuner.load_state_dict(saved['tuner'])
-            history = pd.DataFrame(saved['history']); history.attrs.update(saved['attrs'], cached=True)
-            return TextTunedTwoTower(heads.eval(), tuner, base.audio_embedder, text_tower), history
-    states, mask = (torch.as_tensor(x) for x in lower_layer_states(text_tower, list(texts), k, progress=progress))
-    A, VA = torch.as_tensor(np.asarray(audio_x, np.float32)), torch.as_tensor(np.asarray(valid_audio, np.float32))
-    for p in heads.audio.parameters(): p.requires_grad_(False)       # the audio side is locked
-    model = nn.ModuleDict(dict(heads=heads, tuner=tuner))
-    def text_of(rows):
-        rows = torch.as_tensor(np.array(rows)); width = int(mask[rows].sum(1).max())   # trim the padding this batch does not need
-        return model['tuner'](states[rows, :width], mask[rows, :width])
-    def loss(m, batch):
-        a, rows = batch
-        return info_nce(m['heads'].joint_audio(a), m['heads'].joint_text(text_of(rows)), m['heads'].temperature(), symmetric=True)
-    def batches(rng):
-        drawn = caption_rows[np.arange(len(A)), rng.integers(caption_rows.shape[1], size=len(A))]
-        return [(A[b], drawn[b]) for b in index_batches(len(A), batch_size, rng) if len(b) > 1]
-    def recall(m):
-        with torch.no_grad(): sim = m['heads'].joint_audio(VA) @ m['heads'].joint_text(text_of(valid_rows)).T
-        return float(((sim > sim.diagonal().unsqueeze(1)).sum(dim=1) < 10).float().mean())
-    rng = seed_everything(seed)
-    groups = [dict(params=list(tuner.parameters()), lr=lr), dict(params=list(heads.text.parameters()) + [heads.log_temperature], lr=head_lr)]
-    model, history = fit(model, loss, batches, max_epochs=max_epochs, optimiser='adamw', param_groups=groups, metrics={'valid R@10': recall},
-                         patience=patience, seed=None, rng=rng, num_threads=num_threads, progress=progress, desc='text-tuning epochs')
-    if path is not None:
-        with atomic_write(path) as tmp:
-            torch.save(dict(heads=heads.state_dict(), tuner=tuner.state_dict(), history=history.to_dict('list'), attrs=dict(history.attrs)), tmp)
-    return TextTunedTwoTower(heads.eval(), tuner.eval(), base.audio_embedder, text_tower), history
-
-# %% ../../nbs/08_two_tower.ipynb #6bd4f0fa
-def train_text_tuned_system(base:PackageTwoTower, # the trained named model (one seed)
-                            captions:dict, # its variant's {'train': …, 'valid': …} captions (`variant_captions`)
-                            split:dict, # 'train' and 'valid' clips, in feature order
-                            audio_features:dict, # 'train' and 'valid' frozen audio features
-                            **kw # `train_text_tuned`'s settings and cache
-                           ) -> tuple:
-    "`train_text_tuned` on the captions of one variant: only its own captions' lower-layer states are computed."
-    texts = list(pd.unique(pd.concat([captions['train'].caption, captions['valid'].caption])))
-    row_of = {c: i for i, c in enumerate(texts)}
-    rows = caption_rows(captions['train'], split['train'], row_of)
-    valid_rows = caption_rows(captions['valid'], split['valid'], row_of)[:, 0]
-    return train_text_tuned(base, texts, rows, audio_features['train'], audio_features['valid'], valid_rows, **kw)
 
 # %% ../../nbs/08_two_tower.ipynb #2b06ab8f
 class ClapTwoTower(TwoTower):
