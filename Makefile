@@ -14,6 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TF_USE_LEGACY_KERAS := 1
 export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
+export PYTHONFAULTHANDLER := 1
 
 .PHONY: reproduce test install install-paper lock assets system-packages npm-packages clean-venv
 
@@ -34,6 +35,9 @@ $(VENV)/.installed: setup.py settings.ini constraints.txt
 	# musicnn (weights of the four checkpoints) and laion-clap pin ancient numpy in their metadata: no deps
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	# numba compiles librosa's cached ufuncs at its first import: do it once here, because two test workers writing
+	# the same numba cache at once can segfault (numba issue 10128; seen here as a worker dying in nbdev_test)
+	$(BIN)/python -c 'import librosa'
 	@touch $@
 
 # Refresh constraints.txt: resolve the unpinned requirements of settings.ini in a throw-away virtual environment and

@@ -383,6 +383,8 @@ def hdio_triplets(onto:HDIOntology, # the HDIO tree
                   rule:str='corrected' # 'corrected' or 'published'
                  ) -> pd.DataFrame:
     "Triplets over `labels` by `rule`: columns anchor/positive/negative (text), *_node (paths), d_ap, d_an."
+    if labels is None and rule == 'published': raise ValueError("crossmodal: the published rule is the TinySOL one; the authors' "
+        "full-tree triplets come from another algorithm (`crossmodal.evaluate.probes.published_full_tree_triplets`); pass labels to apply the TinySOL rule to them")
     nodes = [onto.node(l) for l in (onto.nodes if labels is None else labels)]
     dist = onto.distance_matrix(nodes, cross_family=np.inf)
     idx = triplets_from_distances(dist, rule)

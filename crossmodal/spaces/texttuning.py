@@ -19,7 +19,8 @@ from ..training import fit, index_batches
 from .twotower import TWO_TOWER_CACHE_VERSION, PackageTwoTower, TwoTower, TwoTowerHeads, caption_rows
 
 # %% auto #0
-__all__ = ['TextTuner', 'lower_layer_states', 'TextTunedTwoTower', 'train_text_tuned', 'train_text_tuned_system']
+__all__ = ['TextTuner', 'lower_layer_states', 'TextTunedTwoTower', 'train_text_tuned', 'train_text_tuned_system',
+           'studio_two_tower_systems']
 
 # %% ../../nbs/08a_text_tuning.ipynb #e9c4415e
 class TextTuner(nn.Module):
@@ -132,3 +133,28 @@ def train_text_tuned_system(base:PackageTwoTower, # the trained named model (one
     rows = caption_rows(captions['train'], split['train'], row_of)
     valid_rows = caption_rows(captions['valid'], split['valid'], row_of)[:, 0]
     return train_text_tuned(base, texts, rows, audio_features['train'], audio_features['valid'], valid_rows, **kw)
+
+# %% ../../nbs/08a_text_tuning.ipynb #6f8e404d
+def studio_two_tower_systems(audio:pd.DataFrame, # the studio audio manifest (`render_studio_audio`)
+                             ranges:dict, # TinySOL abbreviation -> (lowest, highest) MIDI pitch, for register words
+                             audio_tower, text_tower, # the frozen embedders (musicnn and MiniLM)
+                             captions_per_clip:int, seeds:tuple, cache:Path, # as in `08_two_tower`
+                             batch_size:int, max_epochs:int, patience:int, # `train_two_tower`'s settings
+                             tuned_epochs:int=10, tuned_patience:int=2, progress:bool=True) -> dict:
+    "`08`'s models (variants x `seeds`, text-tuned from `seeds[0]`) with their splits, captions and features."
+    from crossmodal.embedders.cache import embed_manifest
+    from crossmodal.spaces.twotower import (CAPTION_VARIANTS, caption_features, train_caption_systems, variant_captions,
+                                            zero_shot_splits)
+    split = zero_shot_splits(audio)
+    captions = variant_captions(split, ranges, CAPTION_VARIANTS, captions_per_clip)
+    distinct = pd.unique(pd.concat([c.caption for variant in captions.values() for c in variant.values()]))
+    features = {s: embed_manifest(audio_tower, split[s], progress=False) for s in split}
+    text_features = caption_features(distinct, text_tower)
+    systems, histories = train_caption_systems(features, split, captions, text_features,
+                                               {c: i for i, c in enumerate(distinct)}, audio_tower, text_tower, tuple(seeds),
+                                               cache=cache, batch_size=batch_size, max_epochs=max_epochs, patience=patience)
+    systems['text-tuned', seeds[0]], histories['text-tuned', seeds[0]] = train_text_tuned_system(
+        systems['named', seeds[0]], captions['named'], split, features, seed=seeds[0], batch_size=batch_size,
+        max_epochs=min(max_epochs, tuned_epochs), patience=min(patience, tuned_patience), cache=cache, progress=progress)
+    return dict(split=split, captions=captions, features=features, systems=systems, histories=histories,
+                caption_texts=distinct, caption_features=text_features)
