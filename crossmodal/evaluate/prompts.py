@@ -16,7 +16,7 @@ from .zeroshot import published_label_removal, remove_label_words
 # %% auto #0
 __all__ = ['TEMPLATE_PROMPT_SETS', 'INSTRUMENT_DEFINITIONS', 'PUBLISHED_METRICS', 'prompt_list', 'class_names',
            'definition_prompt_sets', 'seeded_random', 'random_context_prompts', 'prompt_sets', 'truncation_report',
-           'class_prototypes', 'unit_rows', 'leave_one_out_cosines', 'positives_negatives', 'separation',
+           'class_prototypes', 'unit_rows', 'leave_one_out_cosines', 'positives_negatives', 'separation', 'pooled_auc',
            'top2_margins', 'margin_bins', 'published_prompt_results']
 
 # %% ../../nbs/09_prompt_sensitivity.ipynb #6a0ce197
@@ -198,6 +198,16 @@ def separation(positives:np.ndarray, negatives:np.ndarray,
     bins = np.linspace(min(pos.min(), neg.min()), max(pos.max(), neg.max()), 51) if bins is None else bins
     p, q = (np.histogram(v, bins)[0] for v in (pos, neg))
     return {'ROC-AUC positives vs negatives': float(auc), 'Bhattacharyya coefficient': float(np.sum(np.sqrt(p / p.sum() * q / q.sum())))}
+
+def pooled_auc(similarity:np.ndarray, # (seeds, clips, classes) cosines
+               truth:np.ndarray, # (clips,) each clip's class
+               weights:np.ndarray|None=None # (clips,) how often a resample drew each clip (default: once each)
+              ) -> float:
+    "ROC-AUC of every true-class cosine against every other class's, pooled over seeds, each clip weighted by `weights`."
+    from sklearn.metrics import roc_auc_score
+    s = np.asarray(similarity, float); positive = np.zeros(s.shape, bool); positive[:, np.arange(s.shape[1]), truth] = True
+    w = np.broadcast_to((np.ones(s.shape[1]) if weights is None else np.asarray(weights, float))[None, :, None], s.shape).ravel()
+    return float(roc_auc_score(positive.ravel()[w > 0], s.ravel()[w > 0], sample_weight=w[w > 0]))
 
 def top2_margins(similarity:np.ndarray) -> np.ndarray:
     "Each clip's highest cosine minus its second highest."
