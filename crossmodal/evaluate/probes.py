@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from ..neighbours import unit_rows
-from ..ontology import TRIPLET_RULES, triplets_from_distances
+from ..ontology import triplets_from_distances
 
 # %% auto #0
-__all__ = ['PUBLISHED_FULL_TREE_KINDS', 'TripletSet', 'triplet_set', 'flatten_published', 'first_paths', 'leaf_names',
-           'published_distance', 'published_full_tree_triplets', 'graph_distance_matrix', 'branch',
+__all__ = ['PUBLISHED_FULL_TREE_KINDS', 'TripletSet', 'triplet_set', 'same_words', 'flatten_published', 'first_paths',
+           'leaf_names', 'published_distance', 'published_full_tree_triplets', 'graph_distance_matrix', 'branch',
            'wordnet_instrument_graph', 'audioset_instrument_graph', 'triplet_correct', 'cosine_similarity',
            'triplet_accuracy', 'oracle_similarity', 'permutation_null', 'random_embedding_null', 'null_summary',
            'anchor_bootstrap']
@@ -40,9 +40,13 @@ def triplet_set(name:str, # what the set is
                ) -> TripletSet:
     "The triplets `rule` picks from `distance`, without those whose terms read the same."
     idx = triplets_from_distances(distance, rule)
-    _, code = np.unique(np.asarray(terms, dtype=object).astype(str), return_inverse=True)
-    c = code[idx]; same = (c[:, 0] == c[:, 1]) | (c[:, 0] == c[:, 2]) | (c[:, 1] == c[:, 2])
+    same = same_words(np.asarray(terms, dtype=object).astype(str)[idx])
     return TripletSet(name, list(terms), idx[~same], np.asarray(distance, float), dropped=int(same.sum()))
+
+def same_words(words:np.ndarray # (k, 3) the words of each triplet's anchor, positive and negative
+              ) -> np.ndarray:
+    "Per triplet: two of its members read the same (no text encoder can tell them apart)."
+    return (words[:, 0] == words[:, 1]) | (words[:, 0] == words[:, 2]) | (words[:, 1] == words[:, 2])
 
 # %% ../../nbs/10_ontology_probes.ipynb #71fffc9d
 def flatten_published(tree:dict # nested dict of an HDIO tree (`read_hdio`); leaves are None
@@ -97,8 +101,7 @@ def published_full_tree_triplets(tree:dict # the published nesting (`read_hdio(h
     top = np.array([[paths[a][1] != paths[b][1] for b in uniq] for a in uniq])   # the pair meets only at the top
     unrelated = np.where((D < 0) | top, np.inf, D).astype(float); np.fill_diagonal(unrelated, 0)
     text, d_ap, d_an = shown[idx], unrelated[idx[:, 0], idx[:, 1]], unrelated[idx[:, 0], idx[:, 2]]
-    same = (text[:, 0] == text[:, 1]) | (text[:, 0] == text[:, 2]) | (text[:, 1] == text[:, 2])
-    kinds = np.select([same, top[idx[:, 0], idx[:, 1]], d_an > d_ap, d_an < d_ap], PUBLISHED_FULL_TREE_KINDS[:4], PUBLISHED_FULL_TREE_KINDS[4])
+    kinds = np.select([same_words(text), top[idx[:, 0], idx[:, 1]], d_an > d_ap, d_an < d_ap], PUBLISHED_FULL_TREE_KINDS[:4], PUBLISHED_FULL_TREE_KINDS[4])
     table = pd.DataFrame({r: text[:, k] for k, r in enumerate(['anchor', 'positive', 'negative'])} | {'kind': kinds})
     words = [s.replace('_', ' ') for s in shown]
     return table, TripletSet('HDIO · whole tree · published code as it ran', words, idx, unrelated, kinds)

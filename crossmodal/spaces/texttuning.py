@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from ..core import seed_everything
 from ..losses import info_nce
 from ..training import fit, index_batches
-from .twotower import TWO_TOWER_CACHE_VERSION, PackageTwoTower, TwoTower, TwoTowerHeads, caption_rows
+from .twotower import (CAPTION_VARIANTS, TWO_TOWER_CACHE_VERSION, PackageTwoTower, TwoTower, TwoTowerHeads, caption_features,
+                                        caption_rows, train_caption_systems, variant_captions, zero_shot_splits)
 
 # %% auto #0
 __all__ = ['TextTuner', 'lower_layer_states', 'TextTunedTwoTower', 'train_text_tuned', 'train_text_tuned_system',
@@ -143,8 +144,6 @@ def studio_two_tower_systems(audio:pd.DataFrame, # the studio audio manifest (`r
                              tuned_epochs:int=10, tuned_patience:int=2, progress:bool=True) -> dict:
     "`08`'s models (variants x `seeds`, text-tuned from `seeds[0]`) with their splits, captions and features."
     from crossmodal.embedders.cache import embed_manifest
-    from crossmodal.spaces.twotower import (CAPTION_VARIANTS, caption_features, train_caption_systems, variant_captions,
-                                            zero_shot_splits)
     split = zero_shot_splits(audio)
     captions = variant_captions(split, ranges, CAPTION_VARIANTS, captions_per_clip)
     distinct = pd.unique(pd.concat([c.caption for variant in captions.values() for c in variant.values()]))
