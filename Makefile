@@ -28,12 +28,14 @@ test: install
 install: $(VENV)/.installed assets
 
 # The virtual environment and the package (editable, with the dev extra), every version pinned by constraints.txt.
-$(VENV)/.installed: setup.py settings.ini constraints.txt
+$(VENV)/.installed: setup.py settings.ini constraints.txt assets/install_lightfm.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	# musicnn (weights of the four checkpoints) and laion-clap pin ancient numpy in their metadata: no deps
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap
+	# LightFM (WARP, the authors' CF model) has only an sdist that pip's build hooks cannot build: built from setup.py
+	$(BIN)/python assets/install_lightfm.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	# numba compiles librosa's cached ufuncs at its first import: do it once here, because two test workers writing
 	# the same numba cache at once can segfault (numba issue 10128; seen here as a worker dying in nbdev_test)
@@ -48,8 +50,9 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
 	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps musicnn==0.1.0 laion-clap==1.1.7
+	$(LOCK_VENV)/bin/python assets/install_lightfm.py
 	{ echo "# Every package 'make install' installs, pinned (resolved on Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $$(date -u +%Y-%m-%d)). Refresh: make lock"; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^lightfm @'; } > constraints.txt
 	rm -rf $(LOCK_VENV)
 
 # The paper profile's extra packages (OpenL3, VGGish, YAMNet, ResNet50, VGG16, LAION-CLAP; TensorFlow for VGGish's

@@ -87,6 +87,22 @@ class Profile:
     grid_audio_embedders: tuple = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc')  # Wu et al. §4.1's grid
     grid_image_embedders: tuple = ('pictonet', 'hog_colour')  # the image side of the grid
     untranslated_pair: tuple | None = None  # (audio, image) compared without translation (the paper: OpenL3 512-d)
+    # the studio music world (Ferraro et al.'s offline stand-in for Melon, GTZAN and MTG-Jamendo)
+    world_tracks: int = 3000  # Melon-like training tracks (the paper: 649,091)
+    world_track_seconds: tuple = (12.0, 20.0)  # their length range, seconds (Melon: 20-50 s)
+    world_listeners: int = 400  # listeners who make the playlists
+    world_playlists: int = 1500  # playlists (the paper: 148,826)
+    gtzan_like_tracks: int = 733  # GTZAN-like single-label set, split 443:290 like the fault-filtered GTZAN
+    jamendo_like_tracks: int = 1200  # MTG-Jamendo-like tagged set (genre, mood/theme, instrument)
+    downstream_track_seconds: float = 15.0  # downstream tracks' length: 7 chunks of 128 frames, as GTZAN's 29.1 s are 7 of 256
+    # the multi-source encoders and their training
+    multisource_channels: tuple = (16, 32, 32, 64, 64, 64, 128)  # the 7 conv blocks' widths (the paper: 128, 128, 256, 256, 256, 256, 512)
+    multisource_patch_frames: int = 128  # frames per training crop and downstream chunk (the paper: 256)
+    multisource_batch_size: int = 128  # the paper: 128
+    multisource_max_epochs: int = 25  # upper bound; early stopping on the validation loss (the authors' code used epoch 120)
+    genre_w2v_dim: int = 200  # word2vec genre vectors, F_w (the paper: 200; the authors' code: 128)
+    cf_components: int = 300  # WARP item factors, F_cf (the paper: 300)
+    downstream_repeats: int = 5  # downstream classifiers trained per embedding (the paper: 10)
 
     def replace(self, **changes # new values of fields, by name
                ) -> 'Profile':
@@ -102,14 +118,20 @@ PROFILES = {
                     phrases_per_instrument=0, clip_seconds=1.0, audio_sample_rate=16000, image_size=48,
                     augmentations_per_drawing=2, pairs_per_class=12, batch_size=32, max_epochs=3, patience=2,
                     n_seeds=2, translation_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=400,
-                    grid_audio_embedders=('mfcc', 'MTT_musicnn')),
+                    grid_audio_embedders=('mfcc', 'MTT_musicnn'),
+                    world_tracks=200, world_track_seconds=(4.0, 6.0), world_listeners=20, world_playlists=60,
+                    gtzan_like_tracks=60, jamendo_like_tracks=80, downstream_track_seconds=5.0,
+                    multisource_channels=(4, 8, 8, 8, 16, 16, 16), multisource_patch_frames=64, multisource_batch_size=32,
+                    multisource_max_epochs=2, genre_w2v_dim=16, cf_components=16, downstream_repeats=2),
     'studio': Profile('studio'),
     'paper': Profile('paper', comparable_to_paper=True, pairs_per_class=1000, batch_size=4096, max_epochs=200,
                      n_seeds=10, pretrain_epochs=60, pretrain_image_size=96, audio_sample_rate=44100,
                      audio_embedders=('yamnet', 'vggish', 'openl3_audio'), image_embedders=('resnet50', 'vgg16', 'openl3_image'),
                      grid_audio_embedders=('openl3_audio', 'vggish', 'yamnet'),
                      grid_image_embedders=('openl3_image', 'vgg16', 'resnet50'),
-                     untranslated_pair=('openl3_audio_512', 'openl3_image_512')),
+                     untranslated_pair=('openl3_audio_512', 'openl3_image_512'),
+                     multisource_channels=(128, 128, 256, 256, 256, 256, 512), multisource_patch_frames=256,
+                     multisource_max_epochs=120, downstream_repeats=10),
 }
 
 def get_profile(name:str|Profile, # 'tiny', 'studio' or 'paper' (or a Profile, returned as is)
