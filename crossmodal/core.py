@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['PROFILES', 'RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'PALETTE', 'MODALITY_COLOURS', 'repo_root', 'package_data',
-           'data_home', 'assets_dir', 'Profile', 'get_profile', 'seed_everything', 'get_device', 'content_hash',
-           'note_cache_use', 'cache_use', 'atomic_write', 'file_sha256', 'file_fingerprint', 'package_versions',
-           'Cache', 'Results', 'save_figure', 'colours_for', 'progress', 'few']
+__all__ = ['RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'PALETTE', 'MODALITY_COLOURS', 'repo_root', 'package_data', 'data_home',
+           'assets_dir', 'seed_everything', 'get_device', 'content_hash', 'note_cache_use', 'cache_use', 'atomic_write',
+           'file_sha256', 'file_fingerprint', 'package_versions', 'Cache', 'Results', 'save_figure', 'colours_for',
+           'progress', 'few']
 
 # %% ../nbs/00_core.ipynb #30314d61
 def repo_root() -> Path:
@@ -54,94 +54,8 @@ def assets_dir() -> Path:
         raise FileNotFoundError("crossmodal: the npm pictogram sets live in a checkout's assets/node_modules (`make "
                                 "install`); outside a checkout, set CROSSMODAL_ASSETS to such a folder") from None
 
-# %% ../nbs/00_core.ipynb #f1116888
-@dataclass(frozen=True)
-class Profile:
-    "Every size a crossmodal run reads; notebooks take their sizes from here, never from literals."
-    name: str  # 'tiny', 'studio' or 'paper'
-    comparable_to_paper: bool = False  # True when the data and models are the papers' own
-    # studio audio rendering
-    soundfonts: tuple = ('FluidR3_GM', 'MuseScore_General', 'OPL3_FM', 'TimGM6mb')  # GM banks rendered; TimGM6mb is the held-out timbre
-    pitches_per_instrument: int = 24  # distinct pitches spread over each instrument's range (fewer where the range is narrower)
-    velocities: tuple = (36, 60, 80, 100, 120)  # MIDI velocities: pp, p, mf, f, ff (TinySOL's five dynamics)
-    phrases_per_instrument: int = 8  # short multi-note phrases per instrument and SoundFont
-    clip_seconds: float = 3.0  # length of every rendered clip
-    audio_sample_rate: int = 22050  # rate the studio audio is stored at (embedders resample)
-    # studio images
-    image_size: int = 128  # side of the square rendered pictograms, pixels
-    augmentations_per_drawing: int = 16  # augmented variants of each drawing (the frames scenes can show)
-    # paired audio-image data and training
-    pairs_per_class: int = 300  # pairs per class of the classification subset (the paper: 1,000); other subsets scale with it
-    batch_size: int = 512  # contrastive training batch (the paper: 4096)
-    max_epochs: int = 100  # upper bound; early stopping usually ends sooner
-    patience: int = 5  # early-stopping patience, epochs
-    n_seeds: int = 5  # repetitions of stochastic experiments (box plots)
-    translation_seeds: int = 3  # translation models trained per setting where their spread matters (Wu et al.: one)
-    # image encoder pretraining on non-instrument pictograms
-    pretrain_epochs: int = 60  # 30 left the studio encoder undertrained (loss still falling when the schedule ended)
-    pretrain_image_size: int = 64  # side of the pictograms the encoder is pretrained on, pixels
-    max_items: int | None = None  # cap on items per manifest (None: no cap)
-    # which embedders a run takes (the first available of each list) and which the selection grid crosses
-    audio_embedders: tuple = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc')  # in order of preference
-    image_embedders: tuple = ('pictonet', 'hog_colour', 'hog', 'colour_hist')  # in order of preference
-    grid_audio_embedders: tuple = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg', 'mfcc')  # Wu et al. §4.1's grid
-    grid_image_embedders: tuple = ('pictonet', 'hog_colour')  # the image side of the grid
-    untranslated_pair: tuple | None = None  # (audio, image) compared without translation (the paper: OpenL3 512-d)
-    # the studio music world (Ferraro et al.'s offline stand-in for Melon, GTZAN and MTG-Jamendo)
-    world_tracks: int = 3000  # Melon-like training tracks (the paper: 649,091)
-    world_track_seconds: tuple = (12.0, 20.0)  # their length range, seconds (Melon: 20-50 s)
-    world_listeners: int = 400  # listeners who make the playlists
-    world_playlists: int = 1500  # playlists (the paper: 148,826)
-    gtzan_like_tracks: int = 733  # GTZAN-like single-label set, split 443:290 like the fault-filtered GTZAN
-    jamendo_like_tracks: int = 1200  # MTG-Jamendo-like tagged set (genre, mood/theme, instrument)
-    downstream_track_seconds: float = 15.0  # downstream tracks' length: 7 chunks of 128 frames, as GTZAN's 29.1 s are 7 of 256
-    # the multi-source encoders and their training
-    multisource_channels: tuple = (16, 32, 32, 64, 64, 64, 128)  # the 7 conv blocks' widths (the paper: 128, 128, 256, 256, 256, 256, 512)
-    multisource_patch_frames: int = 128  # frames per training crop and downstream chunk (the paper: 256)
-    multisource_batch_size: int = 128  # the paper: 128
-    multisource_max_epochs: int = 25  # upper bound; early stopping on the validation loss (the authors' code used epoch 120)
-    genre_w2v_dim: int = 200  # word2vec genre vectors, F_w (the paper: 200; the authors' code: 128)
-    cf_components: int = 300  # WARP item factors, F_cf (the paper: 300)
-    downstream_repeats: int = 5  # downstream classifiers trained per embedding (the paper: 10)
-
-    def replace(self, **changes # new values of fields, by name
-               ) -> 'Profile':
-        "A copy with `changes` applied, each checked against the fields."
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown: raise ValueError(f"crossmodal: unknown profile field(s) {unknown}; known: {sorted(names)}")
-        return dataclasses.replace(self, **changes)
-
-# %% ../nbs/00_core.ipynb #f1966fea
-PROFILES = {
-    'tiny': Profile('tiny', soundfonts=('FluidR3_GM', 'TimGM6mb'), pitches_per_instrument=8, velocities=(80,),
-                    phrases_per_instrument=0, clip_seconds=1.0, audio_sample_rate=16000, image_size=48,
-                    augmentations_per_drawing=2, pairs_per_class=12, batch_size=32, max_epochs=3, patience=2,
-                    n_seeds=2, translation_seeds=2, pretrain_epochs=1, pretrain_image_size=32, max_items=400,
-                    grid_audio_embedders=('mfcc', 'MTT_musicnn'),
-                    world_tracks=200, world_track_seconds=(4.0, 6.0), world_listeners=20, world_playlists=60,
-                    gtzan_like_tracks=60, jamendo_like_tracks=80, downstream_track_seconds=5.0,
-                    multisource_channels=(4, 8, 8, 8, 16, 16, 16), multisource_patch_frames=64, multisource_batch_size=32,
-                    multisource_max_epochs=2, genre_w2v_dim=16, cf_components=16, downstream_repeats=2),
-    'studio': Profile('studio'),
-    'paper': Profile('paper', comparable_to_paper=True, pairs_per_class=1000, batch_size=4096, max_epochs=200,
-                     n_seeds=10, pretrain_epochs=60, pretrain_image_size=96, audio_sample_rate=44100,
-                     audio_embedders=('yamnet', 'vggish', 'openl3_audio'), image_embedders=('resnet50', 'vgg16', 'openl3_image'),
-                     grid_audio_embedders=('openl3_audio', 'vggish', 'yamnet'),
-                     grid_image_embedders=('openl3_image', 'vgg16', 'resnet50'),
-                     untranslated_pair=('openl3_audio_512', 'openl3_image_512'),
-                     multisource_channels=(128, 128, 256, 256, 256, 256, 512), multisource_patch_frames=256,
-                     multisource_max_epochs=120, downstream_repeats=10),
-}
-
-def get_profile(name:str|Profile, # 'tiny', 'studio' or 'paper' (or a Profile, returned as is)
-                **overrides # fields to change, e.g. `batch_size=8`
-               ) -> Profile:
-    "The named profile, with `overrides` applied; a clear error for an unknown name or field."
-    if isinstance(name, Profile): return name.replace(**overrides) if overrides else name
-    if name not in PROFILES:
-        raise ValueError(f"crossmodal: unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    return PROFILES[name].replace(**overrides) if overrides else PROFILES[name]
+# %% ../nbs/00_core.ipynb #28967eb9
+from .profiles import PROFILES, Profile, get_profile
 
 # %% ../nbs/00_core.ipynb #9bd0b50b
 def seed_everything(seed:int # one seed for Python, NumPy and PyTorch
