@@ -302,6 +302,7 @@ def train_multisource(variant:str, # a key of VARIANTS
                       num_threads:int|None=None, # torch CPU threads while training (None: unchanged)
                       cache_dir=None, # where trained models are kept (None: data_home()/'cache'/'multisource')
                       device:str|None=None, # where to train (None: the model's; returned on the CPU)
+                      precision:str='fp32', # 'fp32', or mixed 'bf16' / 'fp16' / 'auto' on a GPU (see `crossmodal.training.fit`)
                       progress:bool=True # a progress bar over epochs
                      ) -> tuple:
     "`(model, history)`: a MultiSourceModel of `variant` trained with `fit` (Adam, early stopping on the validation loss), cached."
@@ -316,7 +317,8 @@ def train_multisource(variant:str, # a key of VARIANTS
                   genre=dict(variant=genre_variant, dim=embedding_dim), cf_dim=int(train[2].shape[1]), n_genres=n_genres,
                   vectors_shape=None if vectors is None else vectors.shape)
     settings = dict(batch_size=batch_size, max_epochs=max_epochs, patience=patience, lr=lr, weight_decay=weight_decay, seed=seed,
-                    layout=layout, tau=tau, pad_value=pad_value, version=MULTISOURCE_CACHE_VERSION)
+                    layout=layout, tau=tau, pad_value=pad_value, version=MULTISOURCE_CACHE_VERSION,
+                    **({} if precision == 'fp32' else dict(precision=precision)))
     key = content_hash(config, settings, *train, *valid, vectors, code=code_fingerprint())
     path = Path(cache_dir if cache_dir is not None else data_home() / 'cache' / 'multisource') / f'{variant}_{key}.pt'
     if path.exists(): return load_multisource(path)
@@ -326,7 +328,7 @@ def train_multisource(variant:str, # a key of VARIANTS
     valid_batches = crop_batches(*valid, batch_size, patch_frames, layout, np.random.default_rng(seed + 1), False, pad_value)
     model, history = fit(model, lambda m, b: variant_losses(m, b, tau), lambda r: crop_batches(*train, batch_size, patch_frames, layout, r, True, pad_value),
                          max_epochs=max_epochs, lr=lr, valid_batches=valid_batches, patience=patience, optimiser='adam', weight_decay=weight_decay,
-                         seed=None, rng=rng, device=device, num_threads=num_threads, progress=progress, desc=f'{variant} epochs')
+                         seed=None, rng=rng, device=device, precision=precision, num_threads=num_threads, progress=progress, desc=f'{variant} epochs')
     save_multisource(model.cpu(), history, config, path)
     return model, history
 
