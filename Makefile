@@ -37,9 +37,10 @@ $(VENV)/.installed: setup.py settings.ini constraints.txt assets/install_lightfm
 	# LightFM (WARP, the authors' CF model) has only an sdist that pip's build hooks cannot build: built from setup.py
 	$(BIN)/python assets/install_lightfm.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	# numba compiles librosa's cached ufuncs at its first import: do it once here, because two test workers writing
-	# the same numba cache at once can segfault (numba issue 10128; seen here as a worker dying in nbdev_test)
-	$(BIN)/python -c 'import librosa'
+	# numba compiles librosa's cached ufuncs when their submodules are first imported (`import librosa` alone is lazy and
+	# compiles nothing): do it once here, because two test workers writing the same numba cache at once can segfault
+	# (numba issue 10128; seen here as a worker dying in nbdev_test), and it costs a first notebook ~30 s otherwise
+	$(BIN)/python -c 'import librosa.core, librosa.util, librosa.feature, librosa.filters, librosa.effects, librosa.beat'
 	@touch $@
 
 # Refresh constraints.txt: resolve the unpinned requirements of settings.ini in a throw-away virtual environment and

@@ -1,6 +1,7 @@
 """Benchmark (not a test): crossmodal's PyTorch musicnn vs the original `musicnn` package's `extractor()`.
 
-On the first 200 clips of the studio audio (`render_studio_audio('studio', 0)`), same machine, same run:
+On the first 200 clips of the studio audio (`render_studio_audio('studio', 0)`; `--source synthetic`: 200 synthetic
+3-s tones at 22,050 Hz, for a machine without the studio render), same machine, same run:
 * this package, in its default mode (`mel_dtype='float16'`, the original's rounding): read each WAV, resample
   to 16 kHz (soxr_hq, as `librosa.load`), log-mel, then all patches through the PyTorch network in batches —
   timed end to end, the weights' loading included;
@@ -89,7 +90,7 @@ MEMORY_SCRIPT = textwrap.dedent('''
 def port_extract(paths, model, mel_dtype='float16'):
     "The port, end to end on files: read, resample, log-mel, batched network. Returns first-patch outputs and seconds."
     import soundfile as sf
-    from crossmodal import musicnn as mn
+    from crossmodal.embedders import musicnn as mn
     start = time.perf_counter()
     mn.load_musicnn.cache_clear()
     patches = []
@@ -119,17 +120,27 @@ def main():
     parser.add_argument('--model', default='MTT_musicnn')
     parser.add_argument('--tf-python', default=os.environ.get('MUSICNN_TF_PYTHON', '/tmp/tfvenv/bin/python'))
     parser.add_argument('--skip-memory', action='store_true', help='skip embedding the whole studio set')
+    parser.add_argument('--source', choices=('studio', 'synthetic'), default='studio',
+                        help="the studio render's clips, or synthetic 3-s tones at 22,050 Hz written to a temporary folder "
+                             "(bench_musicnn_speed.py's; for a machine without the studio render; implies --skip-memory)")
     args = parser.parse_args()
 
     import torch
     from crossmodal.core import repo_root
     from crossmodal.data.studio.audio import render_studio_audio
-    manifest = render_studio_audio('studio', 0, verbose=False)
+    if args.source == 'studio': manifest = render_studio_audio('studio', 0, verbose=False)
+    else:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location('bench_musicnn_speed', Path(__file__).with_name('bench_musicnn_speed.py'))
+        speed = importlib.util.module_from_spec(spec); spec.loader.exec_module(speed)
+        folder = Path(tempfile.mkdtemp(prefix='crossmodal-bench-'))
+        manifest = speed.synthetic_clips(folder, args.n_clips, 3.0)
+        manifest['duration'], manifest['sample_rate'], args.skip_memory = 3.0, 22050, True
     paths = [str(Path(manifest.attrs['root']) / p) for p in manifest.path.iloc[:args.n_clips]]
     result = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                   machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch_threads=torch.get_num_threads(),
                                load_average_at_start=os.getloadavg()[0]),
-                  model=args.model, clips=len(paths), clip_seconds=float(manifest.duration.iloc[0]),
+                  model=args.model, source=args.source, clips=len(paths), clip_seconds=float(manifest.duration.iloc[0]),
                   clip_sample_rate=int(manifest.sample_rate.iloc[0]))
 
     ours, port_seconds = port_extract(paths, args.model, 'float16')

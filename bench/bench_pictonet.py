@@ -24,7 +24,7 @@ def main():
     parser.add_argument('--profile', default='studio')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--retrain', action='store_true', help='train the weights again here and time it')
-    parser.add_argument('--threads', type=int, default=None, help='PyTorch threads (default: pictonet.default_threads())')
+    parser.add_argument('--threads', type=int, default=None, help='PyTorch threads (default: crossmodal.core.default_threads())')
     args = parser.parse_args()
 
     import torch
@@ -32,8 +32,8 @@ def main():
     from crossmodal.data.studio.images import render_images
     from crossmodal.embedders.cache import embed_manifest
     from crossmodal.embedders.pictograms import render_corpus
-    from crossmodal.embedders.pictonet import (PictoNetEmbedder, default_threads, load_pictonet, pretrain_options,
-                                               pretrain_pictonet, weights_dir)
+    from crossmodal.core import default_threads
+    from crossmodal.embedders.pictonet import PictoNetEmbedder, load_pictonet, pretrain_options, pretrain_pictonet, weights_dir
 
     P = get_profile(args.profile)
     options = pretrain_options(P, args.seed)

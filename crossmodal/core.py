@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'PALETTE', 'MODALITY_COLOURS', 'repo_root', 'package_data', 'data_home',
-           'assets_dir', 'seed_everything', 'get_device', 'content_hash', 'note_cache_use', 'cache_use', 'atomic_write',
-           'file_sha256', 'file_fingerprint', 'package_versions', 'Cache', 'Results', 'save_figure', 'colours_for',
-           'progress', 'few']
+__all__ = ['THREADS_VARIABLE', 'RUN_DIR_VARIABLE', 'RESULT_COLUMNS', 'PALETTE', 'MODALITY_COLOURS', 'repo_root', 'package_data',
+           'data_home', 'assets_dir', 'seed_everything', 'get_device', 'default_threads', 'compute_threads',
+           'content_hash', 'note_cache_use', 'cache_use', 'atomic_write', 'file_sha256', 'file_fingerprint',
+           'package_versions', 'Cache', 'Results', 'save_figure', 'colours_for', 'progress', 'few']
 
 # %% ../nbs/00_core.ipynb #30314d61
 def repo_root() -> Path:
@@ -79,6 +79,34 @@ def get_device() -> str:
         import torch
         return 'cuda' if torch.cuda.is_available() else 'cpu'
     except ImportError: return 'cpu'
+
+# %% ../nbs/00_core.ipynb #59aa07c5
+THREADS_VARIABLE = 'CROSSMODAL_THREADS'   # a fixed number of compute threads, e.g. 1 per test worker
+
+def default_threads() -> int:
+    "`$CROSSMODAL_THREADS` if set; else 2 (at most the cores), or 1 when the 1-minute load average exceeds the cores."
+    if os.environ.get(THREADS_VARIABLE):
+        value = os.environ[THREADS_VARIABLE]
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"crossmodal: {THREADS_VARIABLE}={value!r} is not a whole number of threads >= 1; e.g. 1")
+        return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    try: busy = os.getloadavg()[0] > cores
+    except OSError: busy = False
+    return 1 if busy else min(2, cores)
+
+# %% ../nbs/00_core.ipynb #16c1e273
+@contextlib.contextmanager
+def compute_threads(n:int|None=None # threads for PyTorch and the BLAS/OpenMP pools (None: `default_threads()`)
+                   ):
+    "Run the block with `n` PyTorch intra-op threads and at most `n` BLAS/OpenMP threads, restoring both after."
+    import torch
+    from threadpoolctl import threadpool_limits
+    old = torch.get_num_threads()
+    torch.set_num_threads(n or default_threads())
+    try:
+        with threadpool_limits(torch.get_num_threads()): yield
+    finally: torch.set_num_threads(old)
 
 # %% ../nbs/00_core.ipynb #0e70555b
 def _feed(h, obj):

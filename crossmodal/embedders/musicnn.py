@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .base import Embedder, register
 from .tf_checkpoint import read_checkpoint
-from ..core import file_fingerprint
+from ..core import file_fingerprint, compute_threads
 from fastcore.basics import patch
 
 # %% auto #0
@@ -279,11 +279,12 @@ VGG_OUTPUTS = ('taggram', 'penultimate', 'pool5')
 def run_patches(patches:np.ndarray, # `(n, 187, 96)` log-mel patches
                 model:str='MTT_musicnn', # one of `MUSICNN_MODELS`
                 frame_features:bool=False, # also the large frame-level maps
-                batch_size:int=FORWARD_BATCH # patches per forward pass (small is fast on a CPU; bounds memory)
+                batch_size:int=FORWARD_BATCH, # patches per forward pass (small is fast on a CPU; bounds memory)
+                num_threads:int|None=None # compute threads (None: the package's policy, `default_threads()`)
                ) -> dict:
     "The network's outputs for a stack of patches, `{name: (n, ...) float32}`."
     net, chunks = load_musicnn(model), []
-    with torch.inference_mode():
+    with compute_threads(num_threads), torch.inference_mode():
         for start in range(0, len(patches), batch_size):
             out = net(torch.from_numpy(np.ascontiguousarray(patches[start:start + batch_size], np.float32)), frame_features)
             chunks.append({k: v.numpy() for k, v in out.items()})

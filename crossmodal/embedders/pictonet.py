@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastcore.meta import delegates
 
 from ..core import (Profile, get_profile, content_hash, atomic_write, file_sha256, seed_everything, note_cache_use,
-                             package_versions)
+                             package_versions, default_threads, compute_threads)
 from .base import Embedder, register
 from .pictograms import PICTONET_VERSION, PictogramCorpus, class_balanced_batches, corpus_key, pictonet_home, render_corpus
 from ..losses import NormalizedSoftmax
@@ -24,10 +24,9 @@ from ..training import fit
 
 # %% auto #0
 __all__ = ['IMAGE_MEAN', 'IMAGE_STD', 'BUILD_COMMAND', 'WEIGHTS_STAGE', 'BasicBlock', 'PictoNet', 'normalise_images',
-           'cpu_has_bf16', 'pictonet_config', 'pretrain_options', 'pretrain_config', 'default_threads', 'torch_threads',
-           'PictoNetClassifier', 'CorruptWeights', 'weights_dir', 'classification_loss', 'plot_history',
-           'pretraining_history', 'pretrain_pictonet', 'weights_hint', 'weights_problem', 'load_pictonet',
-           'PictoNetEmbedder', 'main']
+           'cpu_has_bf16', 'pictonet_config', 'pretrain_options', 'pretrain_config', 'PictoNetClassifier',
+           'CorruptWeights', 'weights_dir', 'classification_loss', 'plot_history', 'pretraining_history',
+           'pretrain_pictonet', 'weights_hint', 'weights_problem', 'load_pictonet', 'PictoNetEmbedder', 'main']
 
 # %% ../../nbs/03g_pictonet.ipynb #e91126bf
 class BasicBlock(nn.Module):
@@ -114,23 +113,6 @@ def pretrain_config(profile:Profile|str, # the profile whose weights
                    ) -> dict:
     "The configuration of `profile`'s weights: `pictonet_config` of `pretrain_options`."
     return pictonet_config(**pretrain_options(profile, seed))
-
-# %% ../../nbs/03g_pictonet.ipynb #d47a7ef7
-def default_threads() -> int:
-    "2 intra-op threads (at most the cores), 1 when the 1-minute load average says the cores are busy."
-    cores = os.cpu_count() or 1
-    try: busy = os.getloadavg()[0] > cores
-    except OSError: busy = False
-    return 1 if busy else min(2, cores)
-
-@contextlib.contextmanager
-def torch_threads(n:int|None # PyTorch intra-op threads (None: `default_threads()`)
-                 ):
-    "Run the block with `n` PyTorch intra-op threads, restoring the previous count."
-    old = torch.get_num_threads()
-    torch.set_num_threads(n or default_threads())
-    try: yield
-    finally: torch.set_num_threads(old)
 
 # %% ../../nbs/03g_pictonet.ipynb #55a85d14
 class PictoNetClassifier(nn.Module):
@@ -240,7 +222,7 @@ def pretrain_pictonet(name:str='studio', # weights folder prefix: a profile's na
         print(f"crossmodal pictonet: {folder / 'pictonet.pt'} does not match its SHA-256 (damaged or missing); training again")
     corpus = render_corpus(config['image_size'], config['max_classes'], root, verbose=verbose)
     start = time.perf_counter()
-    with torch_threads(threads):
+    with compute_threads(threads):
         n_threads = torch.get_num_threads()
         model, history, n_images = _fit_classifier(corpus, config, f'pretraining pictonet ({name})')
     seconds = time.perf_counter() - start
@@ -366,7 +348,7 @@ class PictoNetEmbedder(Embedder):
     def _embed(self, batch):
         x = torch.from_numpy(np.stack([np.asarray(img, np.uint8) for img in batch])).permute(0, 3, 1, 2).float() / 255
         out = []
-        with torch_threads(self.threads), torch.inference_mode():
+        with compute_threads(self.threads), torch.inference_mode():
             for i in range(0, len(x), self.batch_size): out.append(self.encoder(normalise_images(x[i:i + self.batch_size])))
         return torch.cat(out).numpy().astype(np.float32)
 
