@@ -180,6 +180,8 @@ def main():
                                           peak_rss_mb=round(full['peak_rss_mb'], 1), goal_mb=4096)
 
     result['machine']['load_average_at_end'] = os.getloadavg()[0]
+    if args.source == 'synthetic':
+        import shutil; shutil.rmtree(folder, ignore_errors=True)
     path = repo_root() / 'bench' / 'results' / 'musicnn.json'
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + '\n')
