@@ -13,7 +13,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('CROSSMODAL_QUIET', '1')
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
-from crossmodal.core import get_profile, file_sha256, cache_use, seed_everything, RUN_DIR_VARIABLE
+from crossmodal.core import get_profile, file_sha256, cache_use, seed_everything, RUN_DIR_VARIABLE, compute_threads
 import crossmodal.embedders.pictonet as pictonet
 from crossmodal.data.studio.drawings import INSTRUMENT_EMOJI, cldr_emoji
 from crossmodal.embedders.pictograms import augment_batch, instrument_leaks, pretraining_drawings, render_corpus
@@ -114,7 +114,7 @@ def test_pretraining_gives_the_weights_of_the_loop_before_fit(tmp_path, root, bf
     (tmp_path / 'corpus').symlink_to(root / 'corpus')
     folder = pretrain_pictonet(P_SMALL.name, **{**SMALL, 'epochs': 2}, bf16=bf16, root=tmp_path, threads=1, verbose=False)
     meta = json.loads((folder / 'pictonet.json').read_text())
-    with pictonet.compute_threads(1): old_state, old_last_loss = loop_before_fit(corpus, meta['config'])
+    with compute_threads(1): old_state, old_last_loss = loop_before_fit(corpus, meta['config'])
     new_state = torch.load(folder / 'pictonet.pt', weights_only=True)
     assert list(new_state) == list(old_state)
     for k in old_state: assert torch.equal(new_state[k], old_state[k]), k

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastcore.meta import delegates
 
 from ..core import (Profile, get_profile, content_hash, atomic_write, file_sha256, seed_everything, note_cache_use,
-                             package_versions, default_threads, compute_threads)
+                             package_versions, compute_threads)
 from .base import Embedder, register
 from .pictograms import PICTONET_VERSION, PictogramCorpus, class_balanced_batches, corpus_key, pictonet_home, render_corpus
 from ..losses import NormalizedSoftmax
