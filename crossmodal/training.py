@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .core import seed_everything, progress as _progress
+from .core import seed_everything, compute_threads, progress as _progress
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'OPTIMISERS', 'index_batches', 'batch_rows', 'epoch_batches', 'combine_losses', 'resolve_precision',
@@ -237,7 +237,7 @@ def fit(model:nn.Module, # the module trained (moved to `device`); returned in e
         seed:int|None=0, # `seed_everything(seed)` first (None: leave the generators as they are)
         rng:np.random.Generator|None=None, # handed to `train_batches` (None: the one seeded with `seed`)
         device:str|None=None, # None: where the model's parameters are
-        num_threads:int|None=None, # PyTorch CPU threads while training, restored after (None: unchanged)
+        num_threads:int|None=None, # PyTorch and BLAS threads while training (`core.compute_threads`), restored after (None: unchanged)
         progress:bool=True, # a progress bar over epochs
         desc:str='epochs' # its label
        ) -> tuple:
@@ -252,9 +252,8 @@ def fit(model:nn.Module, # the module trained (moved to `device`); returned in e
     precision = resolve_precision(precision, device)
     scaler = torch.amp.GradScaler('cuda') if precision == 'fp16' else None
     monitor, mode = _monitoring(monitor, mode, valid_batches, metrics)
-    stopper, rows, threads = EarlyStopping(mode, patience), [], torch.get_num_threads()
-    if num_threads is not None: torch.set_num_threads(num_threads)
-    try:
+    stopper, rows = EarlyStopping(mode, patience), []
+    with compute_threads(num_threads) if num_threads is not None else contextlib.nullcontext():
         for epoch in (_progress(range(1, max_epochs + 1), desc=desc) if progress else range(1, max_epochs + 1)):
             start = time.perf_counter()
             for m in modules: m.train()
@@ -265,7 +264,6 @@ def fit(model:nn.Module, # the module trained (moved to `device`); returned in e
                 row['best'] = stopper.update(_monitored(row, monitor), epoch, lambda: [copy.deepcopy(m.state_dict()) for m in modules])
             rows.append(dict(row, lr=optimiser_.param_groups[0]['lr'], seconds=time.perf_counter() - start))
             if stopper.stop: break
-    finally: torch.set_num_threads(threads)
     if keep_best and stopper.state is not None:
         for m, state in zip(modules, stopper.state): m.load_state_dict(state)
     for m in modules: m.eval()

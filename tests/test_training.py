@@ -76,6 +76,17 @@ def test_threads_are_restored_and_an_iterator_is_refused():
         fit(nn.Linear(2, 1), lambda m, b: m(b).sum(), iter([torch.ones(4, 2)]), max_epochs=2, progress=False)
 
 
+def test_threads_hold_the_blas_pools_while_training():
+    from threadpoolctl import threadpool_info
+    seen = []
+    def loss(m, b):
+        seen.append((torch.get_num_threads(), [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']))
+        return m(b).pow(2).mean()
+    fit(nn.Linear(2, 1), loss, [torch.ones(4, 2)], max_epochs=1, num_threads=1, progress=False)
+    torch_threads, blas_threads = seen[0]
+    assert torch_threads == 1 and blas_threads and all(n == 1 for n in blas_threads), seen
+
+
 def test_a_learnable_temperature_in_extra_is_trained_and_restored_with_the_best_epoch():
     x, y = toy()
     log_tau = nn.ParameterDict({'log_tau': nn.Parameter(torch.zeros(()))})
