@@ -31,7 +31,8 @@ install: $(VENV)/.installed assets
 $(VENV)/.installed: setup.py settings.ini constraints.txt assets/install_lightfm.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# the cluster extra (Ray) is installed too, so the tests exercise the Ray backends; the local path never imports it
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cluster]"
 	# musicnn (weights of the four checkpoints) and laion-clap pin ancient numpy in their metadata: no deps
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap
 	# LightFM (WARP, the authors' CF model) has only an sdist that pip's build hooks cannot build: built from setup.py
@@ -49,7 +50,7 @@ LOCK_VENV := .lock-venv
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev,cluster]"
 	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps musicnn==0.1.0 laion-clap==1.1.7
 	$(LOCK_VENV)/bin/python assets/install_lightfm.py
 	{ echo "# Every package 'make install' installs, pinned (resolved on Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $$(date -u +%Y-%m-%d)). Refresh: make lock"; \
@@ -59,7 +60,7 @@ lock:
 # The paper profile's extra packages (OpenL3, VGGish, YAMNet, ResNet50, VGG16, LAION-CLAP; TensorFlow for VGGish's
 # original checkpoint). Not needed offline; weights are never downloaded by the package.
 install-paper: install
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,paper]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cluster,paper]"
 
 assets: system-packages npm-packages
 

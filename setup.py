@@ -47,7 +47,8 @@ setuptools.setup(
     include_package_data=True,
     package_data={'crossmodal': ['resources/**/*']},   # ontologies, published numbers, their licences
     install_requires=_reqs('requirements'),
-    extras_require={'dev': _reqs('dev_requirements'), 'paper': paper_requirements},
+    extras_require={'dev': _reqs('dev_requirements'), 'paper': paper_requirements,
+                    'cluster': _reqs('cluster_requirements')},   # Ray: extraction and reproduction beyond one machine
     entry_points={
         'console_scripts': cfg.get('console_scripts', '').split(),
         'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"],

@@ -27,7 +27,7 @@ from PIL import Image
 
 from crossmodal.core import atomic_write, content_hash, repo_root
 from crossmodal.embedders.base import Embedder, get_embedder
-from crossmodal.embedders.cache import embed_manifest, embedding_cache_dir, _Entries
+from crossmodal.embedders.cache import embed_manifest, embedding_cache_dir, EmbeddingEntries
 from crossmodal.embedders.paper.weights import DamagedWeightsError, keras_ready
 from crossmodal.embedders.paper.yamnet import YAMNet
 
@@ -680,7 +680,7 @@ def test_altered_but_valid_cache_entry_is_recomputed_not_served(tmp_path, capsys
     for i in range(3): soundfile.write(tmp_path / f'c{i}.wav', np.full(800, 0.1 * (i + 1), np.float32), 8000)
     manifest = pd.DataFrame(dict(id=['c0', 'c1', 'c2'], path=['c0.wav', 'c1.wav', 'c2.wav']))
     first = embed_manifest(Sum(), manifest, tmp_path, cache=tmp_path / 'cache', progress=False)
-    entry, = _Entries(embedding_cache_dir(Sum(), tmp_path / 'cache')).files(content_hash(tmp_path / 'c1.wav'))
+    entry, = EmbeddingEntries(embedding_cache_dir(Sum(), tmp_path / 'cache')).files(content_hash(tmp_path / 'c1.wav'))
     with open(entry, 'wb') as f: np.save(f, np.array([7.0, 7.0], np.float32))   # right shape, dtype, finite
     again, stats = embed_manifest(Sum(), manifest, tmp_path, cache=tmp_path / 'cache', progress=False, return_stats=True)
     np.testing.assert_array_equal(again, first)

