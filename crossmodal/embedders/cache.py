@@ -17,8 +17,8 @@ from .base import MIN_IMAGE_SIDE
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['EMBEDDING_PACKAGES', 'embedding_cache_dir', 'write_sidecar', 'EmbeddingEntries', 'item_key', 'embed_loaded',
-           'embed_manifest']
+__all__ = ['EMBEDDING_PACKAGES', 'embedding_cache_dir', 'write_sidecar', 'EmbeddingEntries', 'item_key', 'check_manifest',
+           'embed_loaded', 'embed_manifest']
 
 # %% ../../nbs/03a_embedding_cache.ipynb #dddb76a5
 def embedding_cache_dir(embedder:Embedder, # the embedder whose entries are wanted
@@ -104,6 +104,21 @@ def item_key(row, # a manifest row
     if modality == 'image' and path.suffix.lower() not in VIDEO_SUFFIXES: window.pop('frame', None)  # a still image is all of itself
     return content_hash(path, **window) if window else content_hash(path)   # whole files keep their old keys
 
+# %% ../../nbs/03a_embedding_cache.ipynb #a3e1b005
+def check_manifest(embedder:Embedder, # the embedder about to run
+                   manifest:pd.DataFrame, # its manifest
+                   root:Path|str|None=None # the folder of relative paths, if given
+                  ) -> Path|None:
+    "The manifest's root folder (`root`, else its `.attrs`); a clear error for a row of another modality or relative paths without a root."
+    if 'modality' in manifest and len(manifest) and (manifest.modality != embedder.modality).any():
+        other = manifest[manifest.modality != embedder.modality].iloc[0]
+        raise ValueError(f"crossmodal: {embedder.name} embeds {embedder.modality}, but item {other.get('id')!r} is "
+                         f"{other.modality}; select the {embedder.modality} rows first")
+    root = Path(root) if root is not None else manifest_root(manifest)
+    if embedder.modality != 'text' and root is None and len(manifest) and not Path(manifest.path.iloc[0]).is_absolute():
+        raise ValueError("crossmodal: the manifest's paths are relative and it has no .attrs['root']/['folder']; pass `root`")
+    return root
+
 # %% ../../nbs/03a_embedding_cache.ipynb #a3e1b002
 def embed_loaded(embedder:Embedder, # the embedder
                  inputs:list, # loaded items, as `load_item` returns them
@@ -126,13 +141,7 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
     "`(len(manifest), dim)` float32 embeddings in manifest order, cached per item by content; with `return_stats`, `(array, stats)`."
     embedder = get_embedder(embedder) if isinstance(embedder, str) else embedder
     modality = embedder.modality
-    if 'modality' in manifest and len(manifest) and (manifest.modality != modality).any():
-        other = manifest[manifest.modality != modality].iloc[0]
-        raise ValueError(f"crossmodal: {embedder.name} embeds {modality}, but item {other.get('id')!r} is "
-                         f"{other.modality}; select the {modality} rows first")
-    root = Path(root) if root is not None else manifest_root(manifest)
-    if modality != 'text' and root is None and len(manifest) and not Path(manifest.path.iloc[0]).is_absolute():
-        raise ValueError("crossmodal: the manifest's paths are relative and it has no .attrs['root']/['folder']; pass `root`")
+    root = check_manifest(embedder, manifest, root)
     folder = None
     if cache is not False:
         folder = embedding_cache_dir(embedder, cache.root if isinstance(cache, Cache) else cache)
