@@ -59,6 +59,9 @@ class Profile:
     genre_w2v_dim: int = 200  # word2vec genre vectors, F_w (the paper: 200; the authors' code: 128)
     cf_components: int = 300  # WARP item factors, F_cf (the paper: 300)
     downstream_repeats: int = 5  # downstream classifiers trained per embedding (the paper: 10)
+    # each section notebook as a Ray task (`crossmodal reproduce --backend ray`)
+    notebook_cpus: int = 1  # CPUs a notebook reserves on the cluster, and its compute threads
+    gpu_notebooks: tuple = ()  # section notebooks (short names) that reserve one GPU each
 
     def replace(self, **changes # new values of fields, by name
                ) -> 'Profile':
@@ -87,7 +90,8 @@ PROFILES = {
                      grid_image_embedders=('openl3_image', 'vgg16', 'resnet50'),
                      untranslated_pair=('openl3_audio_512', 'openl3_image_512'),
                      multisource_channels=(128, 128, 256, 256, 256, 256, 512), multisource_patch_frames=256,
-                     multisource_max_epochs=120, downstream_repeats=10),
+                     multisource_max_epochs=120, downstream_repeats=10, notebook_cpus=4,
+                     gpu_notebooks=('embedders_on_studio', 'pictonet', 'metric_learning', 'translation', 'two_tower', 'multisource')),
 }
 
 def get_profile(name:str|Profile, # 'tiny', 'studio' or 'paper' (or a Profile, returned as is)

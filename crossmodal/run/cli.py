@@ -12,11 +12,12 @@ from .folders import default_notebooks, default_out, find_run, hold_run_lock
 from .readme import publish_studio_results, write_readme
 from .report import write_report
 from .reproduce import reproduce
+from .on_ray import parse_seeds, reproduce_on_ray
 from .sections import ReproduceError, Terminated, find_notebooks, notebook_dataflow, one_line, plan_run, short_name
 
 # %% auto #0
-__all__ = ['build_parser', 'signals_raise_terminated', 'stopped_message', 'unexpected_message', 'list_lines', 'run_command',
-           'main']
+__all__ = ['build_parser', 'signals_raise_terminated', 'stopped_message', 'unexpected_message', 'list_lines', 'reproduce_runs',
+           'run_command', 'main']
 
 # %% ../../nbs/12b_cli.ipynb #f83a7395
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +45,10 @@ def _reproduce_arguments(run:argparse.ArgumentParser):
     run.add_argument('--kernel', default='python3', help='Jupyter kernel name (default python3)')
     run.add_argument('--start-timeout', type=int, default=60, metavar='SECONDS',
                      help='seconds a kernel has to start before its notebook fails (default 60)')
+    run.add_argument('--seeds', metavar='SEEDS', help='one run per seed, e.g. 0-9 or 0-2,7 (in parallel with --backend ray)')
+    run.add_argument('--backend', choices=('local', 'ray'), default='local',
+                     help="local: the notebooks one after another here (default); ray: as Ray tasks (the cluster extra)")
+    run.add_argument('--address', help='with --backend ray: the Ray cluster, host:port (default: a local Ray instance)')
 
 # %% ../../nbs/12b_cli.ipynb #5611ea4b
 def build_parser() -> argparse.ArgumentParser:
@@ -108,14 +113,32 @@ def list_lines(nbs:Path # a folder of notebooks
         lines.append(f'{short_name(nb):24s} {nb.name}' + (f'  ({declared})' if declared else ''))
     return lines
 
+# %% ../../nbs/12b_cli.ipynb #0a434c4a
+def _check_backend_options(args:argparse.Namespace):
+    "Refuse `reproduce` options that contradict each other."
+    if args.address and args.backend != 'ray': raise ReproduceError("--address is for --backend ray; add --backend ray, or leave out --address")
+    if args.seeds is not None and args.seed is not None: raise ReproduceError("give either --seed or --seeds, not both")
+    if args.resume and (args.backend == 'ray' or args.seeds is not None):
+        raise ReproduceError("--resume continues one run, on this machine, whichever backend made it: "
+                             "crossmodal reproduce --resume RUN, without --backend ray or --seeds")
+
+def reproduce_runs(args:argparse.Namespace # parsed `crossmodal reproduce` arguments
+                  ) -> list[Path]:
+    "Carry out `crossmodal reproduce`: one run, or one per seed (locally, or on Ray); return the finished run folders."
+    _check_backend_options(args)
+    common = dict(profile=args.profile, only=args.only, params=args.param, out=args.out, nbs=args.nbs, kernel=args.kernel,
+                  show_progress=sys.stderr.isatty(), start_timeout=args.start_timeout)
+    if args.backend == 'ray':
+        return reproduce_on_ray(seeds=args.seeds if args.seeds is not None else [args.seed or 0], address=args.address, **common)
+    if args.seeds is not None: return [reproduce(seed=s, **common) for s in parse_seeds(args.seeds)]
+    return [reproduce(seed=args.seed, resume=args.resume, **common)]
+
 # %% ../../nbs/12b_cli.ipynb #7e67efb2
 def run_command(args:argparse.Namespace # parsed by `build_parser`
                ) -> list[str]:
     "Carry out one `crossmodal` command; return the lines it prints on success."
     if args.command == 'reproduce':
-        run_dir = reproduce(args.profile, args.only, args.param, args.seed, args.out, args.resume, args.nbs, args.kernel,
-                            show_progress=sys.stderr.isatty(), start_timeout=args.start_timeout)
-        return [f"crossmodal: run finished: {run_dir}", f"  report: {run_dir / 'report.html'}"]
+        return [line for d in reproduce_runs(args) for line in (f"crossmodal: run finished: {d}", f"  report: {d / 'report.html'}")]
     if args.command == 'list': return list_lines(Path(args.nbs) if args.nbs else default_notebooks())
     if args.command == 'report':
         run_dir = find_run(args.run, Path(args.out) if args.out else default_out())

@@ -18,7 +18,7 @@ from crossmodal.run.sections import (
 
 # %% auto #0
 __all__ = ['RUNNER_PARAMETERS', 'QUIET_LOGGERS', 'parse_parameter', 'parse_parameters', 'run_settings', 'check_parameters_known',
-           'installed_kernels', 'check_kernel', 'run_notebook', 'reproduce']
+           'installed_kernels', 'check_kernel', 'run_notebook', 'check_start_timeout', 'new_run', 'reproduce']
 
 # %% ../../nbs/12_reproduce.ipynb #cfe84381
 RUNNER_PARAMETERS = ('profile', 'seed', 'run_dir')   # injected by the runner into every notebook
@@ -265,6 +265,13 @@ def _run_pending(run_dir:Path, state:dict, notebooks:list[Path], kernel:str, sta
     state['status'], state['finished'] = 'finished', _now()
     write_state(run_dir, state)
 
+# %% ../../nbs/12_reproduce.ipynb #7bae7281
+def check_start_timeout(start_timeout:int # seconds a kernel has to start
+                       ):
+    "Refuse a start timeout that is not a whole number of seconds ≥ 1."
+    if isinstance(start_timeout, bool) or not isinstance(start_timeout, int) or start_timeout < 1:
+        raise ReproduceError(f"start timeout {start_timeout!r} is not a whole number of seconds ≥ 1; e.g. --start-timeout 60")
+
 # %% ../../nbs/12_reproduce.ipynb #4a97c906
 def _check_resumable(state:dict, profile:str|None, seed:int|None, extra:dict):
     "Refuse to resume a finished run, or one made with other settings than those given now."
@@ -281,11 +288,18 @@ def _check_resumable(state:dict, profile:str|None, seed:int|None, extra:dict):
                              f"not run; start a new run with --{reserved[0].replace('_', '-')} instead")
 
 # %% ../../nbs/12_reproduce.ipynb #0fe900fa
-def _new_run(out:Path, profile:str, seed:int, extra:dict, only:list[str]|None, stack:contextlib.ExitStack) -> tuple[Path, dict]:
+def new_run(out:Path, # the folder holding runs
+            profile:str, # the run's profile
+            seed:int, # the run's seed
+            extra:dict, # its `-p` parameters
+            only:list[str]|None, # its `--only` notebooks
+            stack:contextlib.ExitStack, # holds the run's lock until it closes
+            suffix:str='' # appended to the run id (a seed sweep's `-seed3`)
+           ) -> tuple[Path, dict]:
     "Create and lock a new run folder under `out`; return it and its first `run.json` content."
     check_writable(out)
     while True:
-        run_dir = out / new_run_id(profile)
+        run_dir = out / (new_run_id(profile) + suffix)
         try: run_dir.mkdir(); break
         except FileExistsError: time.sleep(1)
     stack.enter_context(hold_run_lock(run_dir))
@@ -313,8 +327,7 @@ def reproduce(profile:str|None=None, # 'tiny', 'studio' or 'paper' (default 'stu
              ) -> Path:
     "Run the section notebooks under papermill; return the finished run directory."
     profile, seed, extra = run_settings(profile, seed, dict(params) if isinstance(params, dict) else parse_parameters(params))
-    if isinstance(start_timeout, bool) or not isinstance(start_timeout, int) or start_timeout < 1:
-        raise ReproduceError(f"start timeout {start_timeout!r} is not a whole number of seconds ≥ 1; e.g. --start-timeout 60")
+    check_start_timeout(start_timeout)
     section_notebooks = find_notebooks(Path(nbs) if nbs is not None else default_notebooks())
     out = Path(out) if out is not None else default_out()
     notebooks, added = plan_run(section_notebooks, only)
@@ -326,7 +339,7 @@ def reproduce(profile:str|None=None, # 'tiny', 'studio' or 'paper' (default 'stu
             if not only: notebooks, added = plan_run(section_notebooks, state['only'])
         else:
             check_parameters_known(extra, notebooks)
-            run_dir, state = _new_run(out, profile or 'studio', 0 if seed is None else seed, extra, only, stack)
+            run_dir, state = new_run(out, profile or 'studio', 0 if seed is None else seed, extra, only, stack)
         if added: print(added)
         stack.enter_context(_environment(RUN_DIR_VARIABLE, str(run_dir.resolve())))
         _run_pending(run_dir, state, notebooks, kernel, start_timeout, show_progress)
