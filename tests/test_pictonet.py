@@ -173,7 +173,7 @@ def test_corrupt_weights_detected_reported_and_rebuilt(root):
 def test_missing_weights_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=r'no pretrained PictoNet weights .*python -m crossmodal.embedders.pictonet --profile studio'):
-        load_pictonet('studio', 0, root=tmp_path, train_if_missing=False)
+        load_pictonet('studio', 0, root=tmp_path, train_if_missing=False, use_shipped=False)
     with pytest.raises(ValueError, match="init must be 'pretrained' or 'random'"):
         load_pictonet(P_SMALL, 0, root=tmp_path, init='imagenet')
     with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):

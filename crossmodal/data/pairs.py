@@ -253,7 +253,7 @@ def content_items(pairs:pd.DataFrame, # the pairs table
                   image_threshold:float=0.9 # pixel correlation above which two images are one
                  ) -> pd.DataFrame:
     "One row per item and subset: subset, modality, id, its content cluster, and whether that cluster reaches another subset."
-    from crossmodal.data.studio.audio import EXCERPT_RATE, waveform_similarity
+    from crossmodal.data.studio.audio import EXCERPT_RATE, waveform_similarities
     lag = int(0.020 * EXCERPT_RATE)   # ±20 ms, as cross_family_twins aligns
     rows = []
     for modality, column, manifest, threshold in (('audio', 'audio_id', audio, audio_threshold), ('image', 'image_id', images, image_threshold)):
@@ -262,10 +262,7 @@ def content_items(pairs:pd.DataFrame, # the pairs table
         for cls, part in items.groupby(label):
             ids = part[column].drop_duplicates().tolist()
             x = _content_vectors(manifest, ids, modality)
-            if modality == 'audio':
-                sim = np.eye(len(x))
-                for a in range(len(x)):
-                    for b in range(a + 1, len(x)): sim[a, b] = sim[b, a] = waveform_similarity(x[a], x[b], lag)
+            if modality == 'audio': sim = waveform_similarities(x, lag); np.fill_diagonal(sim, 1.0)   # an item is its own cluster
             else: sim = np.nan_to_num(np.corrcoef(np.stack(x))) if len(x) > 1 else np.ones((1, 1))
             cluster = dict(zip(ids, content_clusters(sim, threshold)))
             rows.append(part.assign(modality=modality, id=part[column], cluster=part[column].map(lambda i: f'{cls}/{cluster[i]}'))

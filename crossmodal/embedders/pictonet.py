@@ -23,10 +23,11 @@ from ..losses import NormalizedSoftmax
 from ..training import fit
 
 # %% auto #0
-__all__ = ['IMAGE_MEAN', 'IMAGE_STD', 'BUILD_COMMAND', 'WEIGHTS_STAGE', 'BasicBlock', 'PictoNet', 'normalise_images',
-           'cpu_has_bf16', 'pictonet_config', 'pretrain_options', 'pretrain_config', 'PictoNetClassifier',
-           'CorruptWeights', 'weights_dir', 'classification_loss', 'plot_history', 'pretraining_history',
-           'pretrain_pictonet', 'weights_hint', 'weights_problem', 'load_pictonet', 'PictoNetEmbedder', 'main']
+__all__ = ['IMAGE_MEAN', 'IMAGE_STD', 'BUILD_COMMAND', 'WEIGHTS_STAGE', 'TRAINING_ARITHMETIC', 'BasicBlock', 'PictoNet',
+           'normalise_images', 'cpu_has_bf16', 'pictonet_config', 'pretrain_options', 'pretrain_config',
+           'PictoNetClassifier', 'CorruptWeights', 'weights_dir', 'classification_loss', 'plot_history',
+           'pretraining_history', 'pretrain_pictonet', 'weights_hint', 'weights_problem', 'shipped_weights',
+           'load_pictonet', 'PictoNetEmbedder', 'main']
 
 # %% ../../nbs/03g_pictonet.ipynb #e91126bf
 class BasicBlock(nn.Module):
@@ -266,13 +267,30 @@ def weights_problem(profile:Profile|str, # whose weights
         return f"{path} is damaged: its SHA-256 does not match the one recorded in {sidecar.name}"
     return None
 
+# %% ../../nbs/03g_pictonet.ipynb #831b04d4
+TRAINING_ARITHMETIC = ('bf16',)   # configuration keys that change how weights were trained, not what they are for
+def _without_arithmetic(config:dict) -> dict: return {k: v for k, v in config.items() if k not in TRAINING_ARITHMETIC}
+
+def shipped_weights(profile:Profile|str, # whose weights
+                    seed:int=0 # their pretraining seed
+                   ) -> Path|None:
+    "The package's shipped weights folder for `profile` and `seed` when its configuration is the code's (bf16 aside), else None."
+    from importlib.resources import files
+    folder = Path(str(files('crossmodal'))) / 'resources' / 'pictonet' / f'{get_profile(profile).name}-seed{seed}'
+    meta = json.loads((folder / 'pictonet.json').read_text()) if (folder / 'pictonet.json').exists() else None
+    if meta is None or _without_arithmetic(meta['config']) != _without_arithmetic(pretrain_config(profile, seed)): return None
+    if (folder / 'pictonet.pt').exists() and file_sha256(folder / 'pictonet.pt') == meta['sha256']: return folder
+    warnings.warn(f"crossmodal pictonet: the shipped weights in {folder} are damaged (SHA-256 mismatch); reinstall crossmodal. "
+                  "Training them here instead.", stacklevel=2)
+
 # %% ../../nbs/03g_pictonet.ipynb #ffebcc5c
 def load_pictonet(profile:Profile|str='studio', # whose pretrained weights
                   seed:int=0, # their pretraining seed
                   init:str='pretrained', # 'pretrained', or 'random' (the same network at its seeded initialisation)
                   train_if_missing:bool=True, # absent or damaged weights: train them (else raise, naming the command)
                   root:Path|str|None=None, # instead of `data_home()/'pictonet'`
-                  verbose:bool=True # print when the weights are trained here
+                  verbose:bool=True, # print when the weights are trained here
+                  use_shipped:bool=True # no weights in the cache: use the ones the package ships, when they match
                  ) -> tuple[PictoNet, dict]:
     "The frozen encoder (eval mode, float32) and its metadata (`sha256`, `config`, `history`, ...); weights verified by SHA-256."
     P = get_profile(profile)
@@ -283,8 +301,10 @@ def load_pictonet(profile:Profile|str='studio', # whose pretrained weights
         state = b''.join(v.numpy().tobytes() for v in encoder.state_dict().values())
         return encoder, dict(profile=P.name, seed=seed, config=config, init='random', sha256=content_hash(state))
     if init != 'pretrained': raise ValueError(f"crossmodal pictonet: init must be 'pretrained' or 'random', got {init!r}")
-    folder = weights_dir(P, seed, root)
-    path, sidecar, problem = folder / 'pictonet.pt', folder / 'pictonet.json', weights_problem(P, seed, root)
+    folder, problem = weights_dir(P, seed, root), weights_problem(P, seed, root)
+    shipped = shipped_weights(P, seed) if use_shipped and not (folder / 'pictonet.json').exists() else None
+    if shipped is not None: folder, problem = shipped, None   # nothing cached: the package's own (a damaged cache is rebuilt)
+    path, sidecar = folder / 'pictonet.pt', folder / 'pictonet.json'
     if problem is not None:
         if not train_if_missing: raise (CorruptWeights if sidecar.exists() else FileNotFoundError)(weights_hint(problem, P, seed))
         if verbose: print(f"crossmodal pictonet: {problem}; pretraining now (or run `{_build_hint(P, seed)}` ahead)")
@@ -293,20 +313,21 @@ def load_pictonet(profile:Profile|str='studio', # whose pretrained weights
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         raise CorruptWeights(weights_hint(f"cannot read {path} ({type(e).__name__}: not a state dict)", P, seed, force=True)) from e
-    if folder.resolve() not in _trained_here: note_cache_use(WEIGHTS_STAGE, hits=1)
+    if shipped is None and folder.resolve() not in _trained_here: note_cache_use(WEIGHTS_STAGE, hits=1)   # shipped: no cache
     config = meta['config']
     model = PictoNetClassifier(meta['n_classes'], config['widths'], config['blocks'], config['head_dim'], config['temperature'])
     model.load_state_dict(state)
     encoder = model.encoder.to(memory_format=torch.contiguous_format).eval()
     for p in encoder.parameters(): p.requires_grad_(False)
-    return encoder, {**meta, 'init': 'pretrained', 'folder': str(folder)}
+    source = 'shipped' if shipped is not None else 'trained here' if folder.resolve() in _trained_here else 'cache'
+    return encoder, {**meta, 'init': 'pretrained', 'folder': str(folder), 'source': source}
 
 # %% ../../nbs/03g_pictonet.ipynb #d9ccff97
 def _profile_or_default(profile, seed, root) -> Profile:
-    "`profile`, or when None: studio if its weights are built, else tiny (with a warning naming the command)."
+    "`profile`, or when None: studio if its weights are built or shipped, else tiny (with a warning naming the command)."
     if profile is not None: return get_profile(profile)
     studio = get_profile('studio')
-    if (weights_dir(studio, seed, root) / 'pictonet.json').exists(): return studio
+    if (weights_dir(studio, seed, root) / 'pictonet.json').exists() or shipped_weights(studio, seed) is not None: return studio
     warnings.warn("crossmodal pictonet: no studio weights built; using the tiny-profile encoder (a plumbing test, not a "
                   f"useful encoder). Build the real one with `{_build_hint(studio, seed)}` or pass profile=...", stacklevel=3)
     return get_profile('tiny')
@@ -338,6 +359,7 @@ class PictoNetEmbedder(Embedder):
         if init == 'random' or train_if_missing: return None
         P = get_profile(profile if profile is not None else 'studio')
         problem = weights_problem(P, seed, root)
+        if problem and not (weights_dir(P, seed, root) / 'pictonet.json').exists() and shipped_weights(P, seed) is not None: return None
         if problem and profile is None and weights_problem('tiny', seed, root) is None: return None   # the tiny fallback
         return weights_hint(problem, P, seed) if problem else None
 
@@ -363,14 +385,15 @@ def main(argv:list|None=None # command-line arguments (None: `sys.argv[1:]`)
                                      description='Pretrain PictoNet on the non-instrument pictograms (cached in the data home).')
     parser.add_argument('--profile', default='studio', help='tiny, studio or paper (default: studio)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--force', action='store_true', help='retrain even when valid weights are cached')
+    parser.add_argument('--force', action='store_true', help='train here even when valid weights are cached or shipped')
     parser.add_argument('--threads', type=int, default=None, help='PyTorch threads (default: 2, or 1 on a busy machine)')
     args = parser.parse_args(argv)
     try: P = get_profile(args.profile)
     except ValueError as e: parser.error(str(e))
-    folder = pretrain_pictonet(P.name, **pretrain_options(P, args.seed), force=args.force, threads=args.threads)
+    if args.force or shipped_weights(P, args.seed) is None or (weights_dir(P, args.seed) / 'pictonet.json').exists():
+        pretrain_pictonet(P.name, **pretrain_options(P, args.seed), force=args.force, threads=args.threads)
     _, meta = load_pictonet(P, args.seed, train_if_missing=False)
-    print(json.dumps(dict(folder=str(folder), sha256=meta['sha256'], seconds=meta['seconds'],
+    print(json.dumps(dict(folder=meta['folder'], source=meta['source'], sha256=meta['sha256'], seconds=meta['seconds'],
                           images_per_second=meta['images_per_second'], n_classes=meta['n_classes']), indent=1))
     return 0
 

@@ -13,6 +13,7 @@ import pandas as pd
 from ..core import atomic_write, cache_use
 from .folders import checkout_root, find_run, hold_run_lock, machine_description, read_state
 from .report import RESULT_KEYS, cache_phrase, published_numbers, summarise_results
+from .budget import budget_section
 from .sections import ReproduceError, find_notebooks, notebook_cells
 
 # %% auto #0
@@ -224,11 +225,13 @@ def render_readme(index:Path|None=None, # the notebook the README is written fro
                   results:Path|None=None, # the last studio run's results table (default `<checkout>/data/last_studio_run.csv`)
                   root:Path|None=None # the checkout (default: the one in use)
                  ) -> str:
-    "The README text: `index.ipynb`'s markdown and visible code, then the last studio run's results."
+    "The README text: `index.ipynb`'s markdown and visible code, the last studio run's results, the measured time budget."
     root = Path(root) if root is not None else require_checkout('rendering the README')
     parts = index_parts(index or root / 'nbs' / 'index.ipynb')
     results = Path(results) if results is not None else root / 'data' / 'last_studio_run.csv'
     if results.exists(): parts.append(results_section(results, root))
+    budget = root / 'bench' / 'results' / 'studio_budget.json'
+    if budget.exists(): parts.append(budget_section(json.loads(budget.read_text())))
     return '\n\n'.join(parts) + '\n'
 
 def write_readme(root:Path|None=None # the checkout (default: the one in use)

@@ -21,7 +21,7 @@ from .instruments import find_soundfont, pitch_group_unit, plan_audio
 
 # %% auto #0
 __all__ = ['BLOCK', 'SYNTH_GAIN', 'CLIP_PEAK', 'RENDER_VERSION', 'EXCERPT_RATE', 'AUDIO_COLUMNS', 'AUDIO_REMEDY', 'RENDER_STAGE',
-           'MIN_ITEMS_FOR_PROCESSES', 'SoundFontSynth', 'audio_folder', 'waveform_similarity',
+           'MIN_ITEMS_FOR_PROCESSES', 'SoundFontSynth', 'audio_folder', 'waveform_similarity', 'waveform_similarities',
            'matched_note_similarity', 'opening_excerpt', 'cross_family_twins', 'render_studio_audio',
            'tinysol_metadata', 'StudioAudio']
 
@@ -177,6 +177,21 @@ def waveform_similarity(a:np.ndarray, # one mono clip
     full = correlate(a, b, mode='full', method='fft')
     centre = len(b) - 1   # the index of zero shift
     return float(np.abs(full[max(0, centre - max_lag):centre + max_lag + 1]).max() / norm)
+
+# %% ../../../nbs/02b_studio_audio.ipynb #8218d3ba
+def waveform_similarities(clips:Sequence[np.ndarray], # mono clips, same rate (lengths may differ)
+                          max_lag:int # largest shift tried, in samples
+                         ) -> np.ndarray:
+    "(n, n) `waveform_similarity` of every pair of clips (NaN where either is silent), as matrix products."
+    from numpy.lib.stride_tricks import sliding_window_view
+    longest = max(len(c) for c in clips)
+    x = np.zeros((len(clips), longest))
+    for i, c in enumerate(clips): x[i, :len(c)] = np.asarray(c, np.float64) - np.mean(c)
+    norms = np.linalg.norm(x, axis=1)
+    padded = np.pad(x, ((0, 0), (max_lag, max_lag)))
+    # row j of the window view is the clip shifted by j - max_lag: one product gives every shift against every clip
+    peaks = np.stack([np.abs(sliding_window_view(p, longest) @ x.T).max(axis=0) for p in padded])
+    with np.errstate(invalid='ignore', divide='ignore'): return np.where(np.outer(norms, norms) > 0, peaks / np.outer(norms, norms), np.nan)
 
 # %% ../../../nbs/02b_studio_audio.ipynb #f2285f77
 def matched_note_similarity(soundfonts:Sequence[str], # SOUNDFONTS names (or paths), at least two
