@@ -13,7 +13,8 @@ from ..profiles import get_profile
 from .folders import default_notebooks, default_out, write_state
 from .report import write_report
 from .reproduce import (
-    check_kernel, check_parameters_known, check_start_timeout, new_run, parse_parameters, run_notebook, run_settings)
+    check_kernel, check_parameters_known, check_start_timeout, new_run, parse_parameters, run_notebook, run_settings,
+    timestamp, with_environment)
 from .sections import (
     NotebookFailed, ReproduceError, dataflow_graph, find_notebooks, one_line, plan_run, short_name)
 
@@ -54,18 +55,6 @@ def check_cluster_resources(needed:dict, # `{notebook: notebook_resources(...)}`
             raise ReproduceError(f"notebook(s) {', '.join(short)} reserve {largest:g} {name}(s) each, and the Ray cluster has "
                                  f"{available.get(name, 0):g}; add {name} workers, or choose a profile that reserves fewer")
 
-# %% ../../nbs/12g_reproduce_on_ray.ipynb #87108936
-@contextlib.contextmanager
-def _environ(values:dict):
-    "Set environment variables while the block runs (the notebook's kernel inherits them), then restore them."
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try: yield
-    finally:
-        for k, v in saved.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
 # %% ../../nbs/12g_reproduce_on_ray.ipynb #f29b18d7
 def run_section(task:dict, # `src`, `dst`, `log`, `cwd`, `parameters`, `kernel`, `start_timeout`, `environment`
                 needs:int=0, # how many of `before` are results of notebooks this one reads or reuses
@@ -77,7 +66,7 @@ def run_section(task:dict, # `src`, `dst`, `log`, `cwd`, `parameters`, `kernel`,
     if missing: return dict(notebook=name, status='not run', seconds=0.0, error=f"not run: {', '.join(missing)} did not finish")
     started = time.time()
     try:
-        with _environ(task['environment']):
+        with with_environment(task['environment']):
             run_notebook(Path(task['src']), Path(task['dst']), task['parameters'], task['kernel'], task['start_timeout'],
                          log=Path(task['log']), cwd=Path(task['cwd']))
     except ReproduceError as e: return dict(notebook=name, status='failed', seconds=round(time.time() - started, 1), error=str(e))
@@ -118,9 +107,6 @@ def submit_sweep(ray, # the connected `ray` module
     return {ref: key for key, ref in by_task.items()}
 
 # %% ../../nbs/12g_reproduce_on_ray.ipynb #c0514191
-def _now() -> str:
-    import datetime; return datetime.datetime.now().isoformat(timespec='seconds')
-
 def task_result(ray, ref, run_dir:Path, notebook:Path) -> dict:
     "The result of a finished task, as `run_section` returns it, also when the task itself could not run or report."
     try: result = ray.get(ref)
@@ -165,11 +151,11 @@ def finish_runs(runs:dict, # `{seed: run folder}`
         unfinished = [e for e in state['notebooks'].values() if e['status'] != 'finished']
         if unfinished:
             first = next((e for e in unfinished if e['status'] == 'failed'), unfinished[0])
-            state.update(status='failed', stopped=_now(), error=first.get('error', 'not run'))
+            state.update(status='failed', stopped=timestamp(), error=first.get('error', 'not run'))
             problems.append(f"seed {seed}: {state['error']}; resume it with: crossmodal reproduce --resume {state['run_id']}")
         else:
             write_report(run_dir, status='finished')
-            state.update(status='finished', finished=_now())
+            state.update(status='finished', finished=timestamp())
         write_state(run_dir, state)
     return problems
 
@@ -210,7 +196,7 @@ def reproduce_on_ray(profile:str|None=None, # 'tiny', 'studio' or 'paper' (defau
         try: gather_sweep(ray, refs, runs, states, show_progress)
         except KeyboardInterrupt as e:
             stopped = [s for s in seeds if states[s]['status'] != 'finished']
-            for s in stopped: states[s].update(status='interrupted', stopped=_now()); write_state(runs[s], states[s])
+            for s in stopped: states[s].update(status='interrupted', stopped=timestamp()); write_state(runs[s], states[s])
             e.run_id, e.notebook = states[stopped[0]]['run_id'], None
             raise
         problems = finish_runs(runs, states)

@@ -18,7 +18,8 @@ from crossmodal.run.sections import (
 
 # %% auto #0
 __all__ = ['RUNNER_PARAMETERS', 'QUIET_LOGGERS', 'parse_parameter', 'parse_parameters', 'run_settings', 'check_parameters_known',
-           'installed_kernels', 'check_kernel', 'run_notebook', 'check_start_timeout', 'new_run', 'reproduce']
+           'installed_kernels', 'check_kernel', 'run_notebook', 'with_environment', 'timestamp', 'check_start_timeout',
+           'new_run', 'reproduce']
 
 # %% ../../nbs/12_reproduce.ipynb #cfe84381
 RUNNER_PARAMETERS = ('profile', 'seed', 'run_dir')   # injected by the runner into every notebook
@@ -180,16 +181,20 @@ def run_notebook(src:Path, # the section notebook
 
 # %% ../../nbs/12_reproduce.ipynb #27286123
 @contextlib.contextmanager
-def _environment(name:str, value:str):
-    "Set the environment variable `name` to `value` while the block runs (kernels started inside inherit it)."
-    old = os.environ.get(name)
-    os.environ[name] = value
+def with_environment(values:dict # environment variables and their values
+                    ):
+    "Set the variables in `values` while the block runs (kernels started inside inherit them), then restore them."
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try: yield
     finally:
-        if old is None: os.environ.pop(name, None)
-        else: os.environ[name] = old
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
-def _now() -> str: return datetime.datetime.now().isoformat(timespec='seconds')
+def timestamp() -> str:
+    "Now, to the second, as `run.json` records times."
+    return datetime.datetime.now().isoformat(timespec='seconds')
 
 # %% ../../nbs/12_reproduce.ipynb #c4b5c8c4
 def _stop(run_dir:Path, state:dict, notebook:Path|None, status:str, error:str|None=None, started:float|None=None):
@@ -199,7 +204,7 @@ def _stop(run_dir:Path, state:dict, notebook:Path|None, status:str, error:str|No
         if started is not None: entry['seconds'] = round(time.time() - started, 1)
         if error: entry['error'] = error
         state['notebooks'][notebook.stem] = entry
-    state['status'], state['stopped'] = status, _now()
+    state['status'], state['stopped'] = status, timestamp()
     if error: state['error'] = error
     write_state(run_dir, state)
 
@@ -209,7 +214,7 @@ def _resume_hint(state:dict) -> str: return f"resume with: crossmodal reproduce 
 def _runner_error(run_dir:Path, state:dict, current:Path|None, started:float|None, error:Exception) -> NotebookFailed:
     "Record an error of the runner itself (traceback in `logs/runner.log`) and return the one-line error to raise."
     log = run_dir / 'logs' / 'runner.log'; log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'a') as f: f.write(f"{_now()}\n{traceback.format_exc()}\n")
+    with open(log, 'a') as f: f.write(f"{timestamp()}\n{traceback.format_exc()}\n")
     message = f"{type(error).__name__}: {one_line(error)}"
     _stop(run_dir, state, current, 'failed', f"runner error: {message}", started)
     return NotebookFailed(f"run {state['run_id']} stopped on an error of the runner: {message} (traceback in {log}); {_resume_hint(state)}")
@@ -228,7 +233,7 @@ def _ctrl_c_remembered():
 def _run_one(run_dir:Path, state:dict, nb:Path, kernel:str, start_timeout:int):
     "Run one notebook of the run, recording it in `run.json` as running, then finished with its duration."
     started = time.time()
-    state['notebooks'][nb.stem] = {'status': 'running', 'started': _now()}; write_state(run_dir, state)
+    state['notebooks'][nb.stem] = {'status': 'running', 'started': timestamp()}; write_state(run_dir, state)
     parameters = dict(state['parameters'], profile=state['profile'], seed=state['seed'], run_dir=str(run_dir.resolve()))
     with _ctrl_c_remembered() as ctrl_c:
         run_notebook(nb, run_dir / 'notebooks' / nb.name, parameters, kernel, start_timeout,
@@ -262,7 +267,7 @@ def _run_pending(run_dir:Path, state:dict, notebooks:list[Path], kernel:str, sta
         raise
     except Exception as e: raise _runner_error(run_dir, state, current, started, e) from None
     finally: bar.close()
-    state['status'], state['finished'] = 'finished', _now()
+    state['status'], state['finished'] = 'finished', timestamp()
     write_state(run_dir, state)
 
 # %% ../../nbs/12_reproduce.ipynb #7bae7281
@@ -304,7 +309,7 @@ def new_run(out:Path, # the folder holding runs
         except FileExistsError: time.sleep(1)
     stack.enter_context(hold_run_lock(run_dir))
     return run_dir, dict(run_id=run_dir.name, profile=profile, seed=seed, parameters=extra, only=only or [], status='running',
-                         started=_now(), versions=package_versions(), machine=machine_description(), notebooks={})
+                         started=timestamp(), versions=package_versions(), machine=machine_description(), notebooks={})
 
 def _resumed_run(out:Path, resume:str, stack:contextlib.ExitStack) -> tuple[Path, dict]:
     "Find and lock the run `--resume` names (`latest`: the newest unfinished one); return it and its `run.json`."
@@ -341,6 +346,6 @@ def reproduce(profile:str|None=None, # 'tiny', 'studio' or 'paper' (default 'stu
             check_parameters_known(extra, notebooks)
             run_dir, state = new_run(out, profile or 'studio', 0 if seed is None else seed, extra, only, stack)
         if added: print(added)
-        stack.enter_context(_environment(RUN_DIR_VARIABLE, str(run_dir.resolve())))
+        stack.enter_context(with_environment({RUN_DIR_VARIABLE: str(run_dir.resolve())}))
         _run_pending(run_dir, state, notebooks, kernel, start_timeout, show_progress)
     return run_dir
