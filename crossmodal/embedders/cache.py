@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['EMBEDDING_PACKAGES', 'embedding_cache_dir', 'write_sidecar', 'EmbeddingEntries', 'item_key', 'check_manifest',
-           'embed_loaded', 'embed_manifest']
+           'embed_loaded', 'embed_manifest_many', 'embed_manifest']
 
 # %% ../../nbs/03a_embedding_cache.ipynb #dddb76a5
 def embedding_cache_dir(embedder:Embedder, # the embedder whose entries are wanted
@@ -128,7 +128,90 @@ def embed_loaded(embedder:Embedder, # the embedder
     prepared, report = embedder.prepare(inputs, names)
     return embedder.check_output(embedder._embed(prepared), names), report
 
-# %% ../../nbs/03a_embedding_cache.ipynb #2a995bbc
+# %% ../../nbs/03a_embedding_cache.ipynb #21e6ee7e
+def _new_stats(embedder:Embedder, n:int) -> dict:
+    return dict(embedder=embedder.name, items=n, cached=0, computed=0, damaged=0, padded=0, resampled=0,
+                downmixed=0, converted=0, tiny=0, load_seconds=0.0, embed_seconds=0.0)
+
+def _look_up(entries:EmbeddingEntries|None, keys:list, dim:int, stats:dict) -> tuple[np.ndarray, set]:
+    "The cached rows filled into a new `(len(keys), dim)` array, and the keys still to compute (counted into `stats`)."
+    out, todo = np.zeros((len(keys), dim), np.float32), set()
+    for i, key in enumerate(keys):
+        if key in todo: continue
+        vec = entries.read(key, dim) if entries is not None else None
+        if isinstance(vec, np.ndarray): out[i] = vec; stats['cached'] += 1; continue
+        if isinstance(vec, str): stats['damaged'] += 1
+        todo.add(key)
+    return out, todo
+
+# %% ../../nbs/03a_embedding_cache.ipynb #39048f6b
+def _summarise(embedder:Embedder, stats:dict, cached:bool) -> dict:
+    "Add the rate to `stats`, print one line of what was padded, recomputed or too small, and count the cache use."
+    work = stats['load_seconds'] + stats['embed_seconds']
+    stats['items_per_second'] = stats['computed'] / work if stats['computed'] and work > 0 else float('nan')
+    notes = ([f"{stats['padded']} clip(s) shorter than {embedder.min_seconds} s zero-padded"] if stats['padded'] else []) + \
+            ([f"{stats['damaged']} damaged cache file(s) recomputed"] if stats['damaged'] else []) + \
+            ([f"{stats['tiny']} image(s) under {MIN_IMAGE_SIDE} px a side embedded"] if stats['tiny'] else [])
+    if notes: print(f"crossmodal {embedder.name}: " + '; '.join(notes))
+    if cached: note_cache_use(f'embeddings {embedder.name}', hits=stats['cached'], misses=stats['computed'])
+    return stats
+
+# %% ../../nbs/03a_embedding_cache.ipynb #e1ac89c4
+def embed_manifest_many(embedders:list, # embedders (or registered names) of one modality
+                        manifest:pd.DataFrame, # one row per item: `id`, `path` (or `text_column`), optionally `modality`
+                        root:Path|str|None=None, # folder of the relative paths (default: from the manifest's `.attrs`)
+                        batch_size:int=32, # items loaded and embedded at once
+                        cache:Path|str|Cache|bool|None=None, # cache folder; None: `data_home()/'embeddings'`; False: no cache
+                        progress:bool=True, # show a progress bar
+                        text_column:str='text' # column of the strings for a text embedder
+                       ) -> tuple[dict, dict]:
+    "`{name: (len(manifest), dim) float32}` in manifest order and `{name: stats}`: each item loaded once per batch for all embedders."
+    embedders = [get_embedder(e) if isinstance(e, str) else e for e in embedders]
+    names = [e.name for e in embedders]
+    if not embedders or len(set(names)) < len(names) or len({e.modality for e in embedders}) > 1:
+        raise ValueError(f"crossmodal: embed_manifest_many needs distinct embedders of one modality, got {names} "
+                         f"({', '.join(sorted({str(e.modality) for e in embedders}))})")
+    modality, root = embedders[0].modality, [check_manifest(e, manifest, root) for e in embedders][0]
+    start, rows = time.perf_counter(), list(manifest.itertuples(index=False))
+    ids = [str(getattr(r, 'id', i)) for i, r in enumerate(rows)]
+    keys = [item_key(r, modality, root, text_column) if cache is not False else f'row{i}' for i, r in enumerate(rows)]
+    positions = {}
+    for i, key in enumerate(keys): positions.setdefault(key, []).append(i)
+    plans = []
+    for e in embedders:
+        entries = None
+        if cache is not False:
+            folder = embedding_cache_dir(e, cache.root if isinstance(cache, Cache) else cache)
+            write_sidecar(folder, e); entries = EmbeddingEntries(folder)
+        stats = _new_stats(e, len(rows))
+        plans.append((e, entries, *_look_up(entries, keys, e.dim, stats), stats))
+    pending = [k for k in positions if any(k in todo for *_, todo, _ in plans)]
+    what = f'embedding {names[0]}' if len(names) == 1 else f'embedding with {len(names)} {modality} embedders'
+    bar = _progress_bar(range(len(pending)), desc=what, total=len(pending)) if progress else None
+    try:
+        for b in range(0, len(pending), batch_size):
+            chunk, t0 = pending[b:b + batch_size], time.perf_counter()
+            inputs = {k: load_item(rows[positions[k][0]], root, modality, mono=False, text_column=text_column) for k in chunk}
+            per_item_load = (time.perf_counter() - t0) / len(chunk)
+            for e, entries, out, todo, stats in plans:
+                mine, t1 = [k for k in chunk if k in todo], time.perf_counter()
+                if not mine: continue
+                vecs, report = embed_loaded(e, [inputs[k] for k in mine], [ids[positions[k][0]] for k in mine])
+                stats['load_seconds'] += per_item_load * len(mine); stats['embed_seconds'] += time.perf_counter() - t1
+                for k in ('padded', 'resampled', 'downmixed', 'converted', 'tiny'): stats[k] += len(report[k])
+                for key, vec in zip(mine, vecs):
+                    out[positions[key]] = vec
+                    if entries is not None: entries.write(key, vec)
+                stats['computed'] += len(mine)
+            del inputs
+            if bar is not None: bar.update(len(chunk))
+    finally:
+        if bar is not None: bar.close()
+    for *_, stats in plans: stats['seconds'] = time.perf_counter() - start
+    return ({e.name: out for e, _, out, _, _ in plans},
+            {e.name: _summarise(e, stats, entries is not None) for e, entries, _, _, stats in plans})
+
+# %% ../../nbs/03a_embedding_cache.ipynb #4276df03
 def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
                    manifest:pd.DataFrame, # one row per item: `id`, `path` (or `text_column`), optionally `modality`
                    root:Path|str|None=None, # folder of the relative paths (default: from the manifest's `.attrs`)
@@ -140,54 +223,5 @@ def embed_manifest(embedder:Embedder|str, # an embedder or a registered name
                   ):
     "`(len(manifest), dim)` float32 embeddings in manifest order, cached per item by content; with `return_stats`, `(array, stats)`."
     embedder = get_embedder(embedder) if isinstance(embedder, str) else embedder
-    modality = embedder.modality
-    root = check_manifest(embedder, manifest, root)
-    folder = None
-    if cache is not False:
-        folder = embedding_cache_dir(embedder, cache.root if isinstance(cache, Cache) else cache)
-        write_sidecar(folder, embedder)
-        entries = EmbeddingEntries(folder)
-    rows = list(manifest.itertuples(index=False))
-    ids = [str(getattr(r, 'id', i)) for i, r in enumerate(rows)]
-    out = np.zeros((len(rows), embedder.dim), np.float32)
-    stats = dict(embedder=embedder.name, items=len(rows), cached=0, computed=0, damaged=0, padded=0, resampled=0,
-                 downmixed=0, converted=0, tiny=0, load_seconds=0.0, embed_seconds=0.0)
-    start = time.perf_counter()
-    keys, todo = [], {}  # todo: content key -> manifest positions
-    for i, row in enumerate(rows):
-        key = item_key(row, modality, root, text_column) if folder is not None else f'row{i}'
-        keys.append(key)
-        if key in todo: todo[key].append(i); continue
-        vec = entries.read(key, embedder.dim) if folder is not None else None
-        if isinstance(vec, np.ndarray): out[i] = vec; stats['cached'] += 1; continue
-        if isinstance(vec, str): stats['damaged'] += 1
-        todo[key] = [i]
-    pending = list(todo.items())
-    bar = _progress_bar(range(len(pending)), desc=f'embedding {embedder.name}', total=len(pending)) if progress else None
-    try:
-        for b in range(0, len(pending), batch_size):
-            chunk = pending[b:b + batch_size]
-            t0 = time.perf_counter()
-            inputs = [load_item(rows[pos[0]], root, modality, mono=False, text_column=text_column) for _, pos in chunk]
-            t1 = time.perf_counter()
-            names = [ids[pos[0]] for _, pos in chunk]
-            vecs, report = embed_loaded(embedder, inputs, names)
-            del inputs
-            stats['load_seconds'] += t1 - t0; stats['embed_seconds'] += time.perf_counter() - t1
-            for k in ('padded', 'resampled', 'downmixed', 'converted', 'tiny'): stats[k] += len(report[k])
-            for (key, positions), vec in zip(chunk, vecs):
-                out[positions] = vec
-                if folder is not None: entries.write(key, vec)
-            stats['computed'] += len(chunk)
-            if bar is not None: bar.update(len(chunk))
-    finally:
-        if bar is not None: bar.close()
-    stats['seconds'] = time.perf_counter() - start
-    work = stats['load_seconds'] + stats['embed_seconds']
-    stats['items_per_second'] = stats['computed'] / work if stats['computed'] and work > 0 else float('nan')
-    notes = ([f"{stats['padded']} clip(s) shorter than {embedder.min_seconds} s zero-padded"] if stats['padded'] else []) + \
-            ([f"{stats['damaged']} damaged cache file(s) recomputed"] if stats['damaged'] else []) + \
-            ([f"{stats['tiny']} image(s) under {MIN_IMAGE_SIDE} px a side embedded"] if stats['tiny'] else [])
-    if notes: print(f"crossmodal {embedder.name}: " + '; '.join(notes))
-    if folder is not None: note_cache_use(f'embeddings {embedder.name}', hits=stats['cached'], misses=stats['computed'])
-    return (out, stats) if return_stats else out
+    out, stats = embed_manifest_many([embedder], manifest, root, batch_size, cache, progress, text_column)
+    return (out[embedder.name], stats[embedder.name]) if return_stats else out[embedder.name]

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03e_musicnn.ipynb #b85910d0
 from __future__ import annotations
-import ast, functools, importlib.util
+import ast, functools, hashlib, importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,10 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MUSICNN_MODELS', 'SAMPLE_RATE', 'N_FFT', 'HOP', 'N_MELS', 'PATCH_FRAMES', 'PATCH_SECONDS', 'MEL_DTYPES',
-           'MUSICNN_OUTPUTS', 'FORWARD_BATCH', 'VGG_OUTPUTS', 'musicnn_dir', 'checkpoint_prefix', 'musicnn_tags',
-           'to_musicnn_audio', 'check_mel_dtype', 'log_mel', 'mel_patches', 'MusiCNN', 'MusicVGG', 'checkpoint_files',
-           'load_musicnn', 'run_patches', 'extract', 'MusicnnEmbedder']
+           'MUSICNN_OUTPUTS', 'FORWARD_BATCH', 'VGG_OUTPUTS', 'MEL_MEMO_CLIPS', 'shared_log_mel', 'musicnn_dir',
+           'checkpoint_prefix', 'musicnn_tags', 'to_musicnn_audio', 'check_mel_dtype', 'log_mel', 'mel_patches',
+           'MusiCNN', 'MusicVGG', 'checkpoint_files', 'load_musicnn', 'run_patches', 'extract', 'MusicnnEmbedder',
+           'RecentLogMels']
 
 # %% ../../nbs/03e_musicnn.ipynb #c9d2f1eb
 MUSICNN_MODELS = ('MTT_musicnn', 'MSD_musicnn', 'MTT_vgg', 'MSD_vgg')
@@ -342,10 +343,28 @@ def params(self:MusicnnEmbedder) -> dict:
                 mel_dtype=self.mel_dtype, features=f'log10(10000*mel+1), {rounding}, log in float32, 16 kHz, '
                                                    '96 mel, 512 FFT, 256 hop, 187-frame patches')
 
+# %% ../../nbs/03e_musicnn.ipynb #0baf9fb9
+MEL_MEMO_CLIPS = 128  # more than a manifest batch (32 clips), so the next model of the batch finds all of them
+
+class RecentLogMels:
+    "`log_mel` of the last `size` clips, found by a digest of their samples and the rounding; counts hits and misses."
+    def __init__(self, size:int=MEL_MEMO_CLIPS): self.size, self.mels, self.hits, self.misses = size, {}, 0, 0
+    def __call__(self, audio:np.ndarray, mel_dtype:str='float16') -> np.ndarray:
+        audio = np.ascontiguousarray(audio, np.float32)
+        key = (hashlib.blake2b(audio.data, digest_size=16).digest(), audio.shape, mel_dtype)
+        if key in self.mels: self.hits += 1; self.mels[key] = self.mels.pop(key)   # the most recent last
+        else:
+            self.misses += 1; mel = log_mel(audio, mel_dtype); mel.setflags(write=False); self.mels[key] = mel
+            if len(self.mels) > self.size: self.mels.pop(next(iter(self.mels)))   # the least recent out
+        return self.mels[key]
+    def clear(self): self.mels.clear()   # e.g. before timing one model alone
+
+shared_log_mel = RecentLogMels()
+
 # %% ../../nbs/03e_musicnn.ipynb #3837269b
 @patch
 def _embed(self:MusicnnEmbedder, batch:list) -> np.ndarray:
-    patches = [mel_patches(log_mel(to_musicnn_audio(audio, SAMPLE_RATE), self.mel_dtype)) for audio in batch]
+    patches = [mel_patches(shared_log_mel(to_musicnn_audio(audio, SAMPLE_RATE), self.mel_dtype)) for audio in batch]
     outputs = run_patches(np.concatenate(patches), self.model, batch_size=self.batch_size)
     per_patch = (np.concatenate([outputs['mean_pool'], outputs['max_pool']], axis=1) if self.layer == 'mean_max_pool'
                  else outputs[self.layer])
