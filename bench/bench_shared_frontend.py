@@ -1,9 +1,11 @@
 """Benchmark (not a test): the studio audio embedders one after another, or together with one read and one log-mel per clip.
 
 A cold run embeds every studio clip with every audio embedder. `embed_manifest` run once per embedder reads and
-hashes each file once per embedder, and each of the four musicnn models computes the same 16 kHz log-mel;
-`embed_manifest_many` reads and hashes each file once per batch for all of them, and the musicnn models share each
-clip's mel (`crossmodal.embedders.musicnn.shared_log_mel`). Both ways run here in one process, on the same synthetic
+hashes each file once per embedder, each of the four musicnn models computes the same 16 kHz log-mel, and
+classical_audio computes again the statistics of mfcc, spectral_contrast and chroma; `embed_manifest_many` reads and
+hashes each file once per batch for all of them, and the musicnn models share each clip's mel
+(`crossmodal.embedders.musicnn.shared_log_mel`), the classical descriptors each clip's statistics
+(`crossmodal.embedders.classical.shared_statistics`). Both ways run here in one process, on the same synthetic
 3-s clips at 22,050 Hz as bench_musicnn_speed.py's (the studio's format), into fresh empty caches (as a cold run),
 in alternating rounds after a warm-up; the medians, their ratio, and the largest difference between the two ways'
 vectors (the shared mel is the same array, so it is expected to be 0) are reported.
@@ -20,13 +22,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_musicnn_speed import synthetic_clips
 
 
+def clear_shared():
+    from crossmodal.core import clear_recent_results
+    clear_recent_results()
+
+
 def one_after_another(names, manifest, cache):
-    "Each embedder over the whole manifest in turn, the shared mels cleared before each: (vectors, seconds)."
+    "Each embedder over the whole manifest in turn, the shared front ends cleared before each: (vectors, seconds)."
     from crossmodal.embedders.cache import embed_manifest
-    from crossmodal.embedders.musicnn import shared_log_mel
     start, out = time.perf_counter(), {}
     for name in names:
-        shared_log_mel.clear()
+        clear_shared()
         out[name] = embed_manifest(name, manifest, cache=cache, progress=False)
     return out, time.perf_counter() - start
 
@@ -34,8 +40,7 @@ def one_after_another(names, manifest, cache):
 def together(names, manifest, cache):
     "All embedders batch by batch: (vectors, seconds)."
     from crossmodal.embedders.cache import embed_manifest_many
-    from crossmodal.embedders.musicnn import shared_log_mel
-    shared_log_mel.clear()
+    clear_shared()
     start = time.perf_counter()
     out, _ = embed_manifest_many(names, manifest, cache=cache, progress=False)
     return out, time.perf_counter() - start

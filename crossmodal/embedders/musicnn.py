@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03e_musicnn.ipynb #b85910d0
 from __future__ import annotations
-import ast, functools, hashlib, importlib.util
+import ast, functools, importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .base import Embedder, register
 from .tf_checkpoint import read_checkpoint
-from ..core import file_fingerprint, compute_threads
+from ..core import file_fingerprint, compute_threads, RecentByContent
 from fastcore.basics import patch
 
 # %% auto #0
@@ -346,18 +346,11 @@ def params(self:MusicnnEmbedder) -> dict:
 # %% ../../nbs/03e_musicnn.ipynb #0baf9fb9
 MEL_MEMO_CLIPS = 128  # more than a manifest batch (32 clips), so the next model of the batch finds all of them
 
-class RecentLogMels:
-    "`log_mel` of the last `size` clips, found by a digest of their samples and the rounding; counts hits and misses."
-    def __init__(self, size:int=MEL_MEMO_CLIPS): self.size, self.mels, self.hits, self.misses = size, {}, 0, 0
+class RecentLogMels(RecentByContent):
+    "`log_mel` of the last `size` clips, found by a digest of their float32 samples and the rounding."
+    def __init__(self, size:int=MEL_MEMO_CLIPS): super().__init__(log_mel, size)
     def __call__(self, audio:np.ndarray, mel_dtype:str='float16') -> np.ndarray:
-        audio = np.ascontiguousarray(audio, np.float32)
-        key = (hashlib.blake2b(audio.data, digest_size=16).digest(), audio.shape, mel_dtype)
-        if key in self.mels: self.hits += 1; self.mels[key] = self.mels.pop(key)   # the most recent last
-        else:
-            self.misses += 1; mel = log_mel(audio, mel_dtype); mel.setflags(write=False); self.mels[key] = mel
-            if len(self.mels) > self.size: self.mels.pop(next(iter(self.mels)))   # the least recent out
-        return self.mels[key]
-    def clear(self): self.mels.clear()   # e.g. before timing one model alone
+        return super().__call__(np.asarray(audio, np.float32), mel_dtype)
 
 shared_log_mel = RecentLogMels()
 
