@@ -12,7 +12,7 @@ vectors (the shared mel is the same array, so it is expected to be 0) are report
 
     python bench/bench_shared_frontend.py [--clips 160] [--rounds 2] [--embedders musicnn|audio]
 
-Writes bench/results/shared_frontend.json and prints it.
+Writes bench/results/shared_frontend.json (shared_frontend_audio.json with --embedders audio) and prints it.
 """
 import argparse, datetime, json, os, platform, statistics, sys, tempfile, time
 from pathlib import Path
@@ -22,25 +22,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_musicnn_speed import synthetic_clips
 
 
-def clear_shared():
-    from crossmodal.core import clear_recent_results
-    clear_recent_results()
-
-
 def one_after_another(names, manifest, cache):
     "Each embedder over the whole manifest in turn, the shared front ends cleared before each: (vectors, seconds)."
+    from crossmodal.core import clear_recent_results
     from crossmodal.embedders.cache import embed_manifest
     start, out = time.perf_counter(), {}
     for name in names:
-        clear_shared()
+        clear_recent_results()
         out[name] = embed_manifest(name, manifest, cache=cache, progress=False)
     return out, time.perf_counter() - start
 
 
 def together(names, manifest, cache):
     "All embedders batch by batch: (vectors, seconds)."
+    from crossmodal.core import clear_recent_results
     from crossmodal.embedders.cache import embed_manifest_many
-    clear_shared()
+    clear_recent_results()
     start = time.perf_counter()
     out, _ = embed_manifest_many(names, manifest, cache=cache, progress=False)
     return out, time.perf_counter() - start

@@ -111,19 +111,25 @@ def compute_threads(n:int|None=None # threads for PyTorch and the BLAS/OpenMP po
 
 # %% ../nbs/00_core.ipynb #c4b8d329
 class RecentByContent:
-    "`fn(array, *args)` remembered for the last `size` distinct calls, by a digest of the array and the other arguments."
+    "Results remembered for the last `size` distinct inputs, by a digest of the input array and the other arguments."
     instances = weakref.WeakSet()   # every memo, for `clear_recent_results`
-    def __init__(self, fn:Callable, size:int=128):
+    def __init__(self, fn:Callable|None=None, # `fn(array, *args)`, what calling the memo computes (None: `get` only)
+                 size:int=128): # results kept
         self.fn, self.size, self.results, self.hits, self.misses = fn, size, {}, 0, 0
         RecentByContent.instances.add(self)
-    def __call__(self, array:np.ndarray, *args):
+    @staticmethod
+    def digest(array:np.ndarray) -> tuple:
+        "What tells one input array from another: a SHA-256 of its bytes, its shape and its dtype."
         array = np.ascontiguousarray(array)
-        key = (hashlib.blake2b(array.data, digest_size=16).digest(), array.shape, array.dtype.str, args)
+        return hashlib.sha256(array.data).digest(), array.shape, array.dtype.str
+    def get(self, key, compute:Callable) -> np.ndarray:
+        "The result remembered under `key`, else `compute()`'s, remembered read-only."
         if key in self.results: self.hits += 1; self.results[key] = self.results.pop(key)   # the most recent last
         else:
-            self.misses += 1; out = self.fn(array, *args); out.setflags(write=False); self.results[key] = out
+            self.misses += 1; out = compute(); out.setflags(write=False); self.results[key] = out
             if len(self.results) > self.size: self.results.pop(next(iter(self.results)))   # the least recent out
         return self.results[key]
+    def __call__(self, array:np.ndarray, *args): return self.get((self.digest(array), args), lambda: self.fn(array, *args))
     def clear(self): self.results.clear()   # e.g. before timing one embedder alone
 
 def clear_recent_results():

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/03b_classical.ipynb #91e9d05e
 from __future__ import annotations
+import functools
 
 import numpy as np
 from PIL import Image
@@ -13,23 +14,27 @@ from .base import Embedder, register
 
 # %% auto #0
 __all__ = ['AUDIO_STATISTICS', 'shared_statistics', 'MFCCEmbedder', 'SpectralContrastEmbedder', 'ChromaEmbedder',
-           'ClassicalAudioEmbedder', 'feature_statistics', 'audio_statistics', 'AudioStatistics', 'colour_histogram',
-           'hog_descriptor', 'ImageDescriptors', 'HOGEmbedder', 'ColourHistogramEmbedder', 'HOGColourEmbedder']
+           'ClassicalAudioEmbedder', 'stft_magnitude', 'feature_statistics', 'audio_statistics', 'AudioStatistics',
+           'colour_histogram', 'hog_descriptor', 'ImageDescriptors', 'HOGEmbedder', 'ColourHistogramEmbedder',
+           'HOGColourEmbedder']
 
 # %% ../../nbs/03b_classical.ipynb #03be3676
 AUDIO_STATISTICS = {'mfcc': 20, 'spectral_contrast': 7, 'chroma': 12}  # rows of each librosa feature (stats double them)
 
-def feature_statistics(samples:np.ndarray, # mono float32 clip
-                       sample_rate:int=22050, # its rate
+def stft_magnitude(samples:np.ndarray, n_fft:int=2048, hop_length:int=512) -> np.ndarray:
+    "The magnitude STFT every descriptor starts from."
+    import librosa
+    return np.abs(librosa.stft(samples, n_fft=n_fft, hop_length=hop_length))
+
+def feature_statistics(magnitude:np.ndarray, # a clip's magnitude STFT, `stft_magnitude`
+                       sample_rate:int=22050, # the clip's rate
                        feature:str='mfcc', # one of `AUDIO_STATISTICS`
-                       n_fft:int=2048, # STFT window, samples
-                       hop_length:int=512 # STFT hop, samples
+                       n_fft:int=2048 # the STFT's window, samples
                       ) -> np.ndarray:
     "One descriptor's mean and standard deviation over time, `[mean_1..k, std_1..k]` float32."
     import librosa
     if feature not in AUDIO_STATISTICS:
         raise ValueError(f"crossmodal: unknown audio statistic {feature!r}; choose from {', '.join(AUDIO_STATISTICS)}")
-    magnitude = np.abs(librosa.stft(samples, n_fft=n_fft, hop_length=hop_length))
     if feature == 'mfcc':
         mel = librosa.feature.melspectrogram(S=magnitude ** 2, sr=sample_rate, n_fft=n_fft)
         frames = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=AUDIO_STATISTICS['mfcc'])
@@ -39,7 +44,7 @@ def feature_statistics(samples:np.ndarray, # mono float32 clip
     return np.concatenate([frames.mean(axis=1), frames.std(axis=1)]).astype(np.float32)
 
 # %% ../../nbs/03b_classical.ipynb #e076c742
-shared_statistics = RecentByContent(feature_statistics, size=384)   # 3 features x 128 clips: more than a manifest batch
+shared_statistics = RecentByContent(size=384)   # 3 features x 128 clips: more than a manifest batch
 
 def audio_statistics(samples:np.ndarray, # mono float32 clip
                      sample_rate:int=22050, # its rate
@@ -48,7 +53,9 @@ def audio_statistics(samples:np.ndarray, # mono float32 clip
                      hop_length:int=512 # STFT hop, samples
                     ) -> np.ndarray:
     "Mean and standard deviation over time of each descriptor's rows, concatenated: `[mean_1..k, std_1..k]` per feature."
-    return np.concatenate([shared_statistics(samples, sample_rate, f, n_fft, hop_length) for f in features])
+    clip, magnitude = shared_statistics.digest(samples), functools.cache(lambda: stft_magnitude(samples, n_fft, hop_length))
+    return np.concatenate([shared_statistics.get((clip, sample_rate, f, n_fft, hop_length),
+                                                 lambda f=f: feature_statistics(magnitude(), sample_rate, f, n_fft)) for f in features])
 
 # %% ../../nbs/03b_classical.ipynb #81161ea1
 class AudioStatistics(Embedder):
