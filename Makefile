@@ -16,7 +16,7 @@ export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export PYTHONFAULTHANDLER := 1
 
-.PHONY: reproduce test install install-paper lock assets system-packages npm-packages clean-venv
+.PHONY: reproduce test test-paper install install-paper lock assets system-packages npm-packages clean-venv
 
 reproduce: install
 	$(BIN)/crossmodal reproduce --profile $(PROFILE) $(ARGS)
@@ -33,8 +33,9 @@ $(VENV)/.installed: setup.py settings.ini constraints.txt assets/install_lightfm
 	$(BIN)/python -m pip install --quiet -c constraints.txt --upgrade pip
 	# the cluster extra (Ray) is installed too, so the tests exercise the Ray backends; the local path never imports it
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cluster]"
-	# musicnn (weights of the four checkpoints) and laion-clap pin ancient numpy in their metadata: no deps
-	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap
+	# musicnn (weights of the four checkpoints), laion-clap and hearbaseline (the HEAR organisers' baseline, a real
+	# third-party HEAR module for the adapter's tests) pin ancient numpy in their metadata: no deps
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap hearbaseline
 	# LightFM (WARP, the authors' CF model) has only an sdist that pip's build hooks cannot build: built from setup.py
 	$(BIN)/python assets/install_lightfm.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -51,7 +52,7 @@ lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev,cluster]"
-	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps musicnn==0.1.0 laion-clap==1.1.7
+	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps musicnn==0.1.0 laion-clap==1.1.7 hearbaseline==2021.1.1 hearvalidator==2021.0.2
 	$(LOCK_VENV)/bin/python assets/install_lightfm.py
 	{ echo "# Every package 'make install' installs, pinned (resolved on Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'), $$(date -u +%Y-%m-%d)). Refresh: make lock"; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^lightfm @'; } > constraints.txt
@@ -61,6 +62,12 @@ lock:
 # original checkpoint). Not needed offline; weights are never downloaded by the package.
 install-paper: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cluster,paper]"
+
+# The tests that need the paper extra: the official HEAR validator (2021.0.2; it imports TensorFlow at module level, and
+# its metadata would pull in another TensorFlow: no deps) on every exported audio module, and the paper models' tests.
+test-paper: install-paper
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps hearvalidator
+	$(BIN)/python -m pytest -q tests/test_hear.py tests/test_paper_embedders.py
 
 assets: system-packages npm-packages
 

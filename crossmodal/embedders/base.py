@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03_embedders.ipynb #610e0ae1
 from __future__ import annotations
-import importlib, inspect, json, time, warnings
+import functools, importlib, inspect, json, time, warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,8 +17,8 @@ from ..core import content_hash
 
 # %% auto #0
 __all__ = ['MIN_IMAGE_SIDE', 'EMBEDDER_KINDS', 'EMBEDDER_MODULES', 'to_rgb', 'prepare_audio', 'Embedder', 'register',
-           'load_embedder_modules', 'available_embedders', 'get_embedder', 'why_unavailable', 'embedder_kind',
-           'validate_embedder']
+           'load_embedder_modules', 'available_embedders', 'register_family', 'get_embedder', 'why_unavailable',
+           'embedder_kind', 'validate_embedder']
 
 # %% ../../nbs/03_embedders.ipynb #c5d90411
 def _item_names(n:int, ids) -> list:
@@ -199,6 +199,7 @@ class _Entry:
 
 _REGISTRY: dict = {}  # name -> _Entry
 _MODULE_STATUS: dict = {}  # module name -> None (imported) or the reason it failed
+_FAMILIES: dict = {}  # prefix -> _Entry whose factory and check take the rest of the name first
 
 # %% ../../nbs/03_embedders.ipynb #db74811f
 def register(name:str, # registry name, e.g. 'mfcc'
@@ -226,7 +227,7 @@ def register(name:str, # registry name, e.g. 'mfcc'
 
 # %% ../../nbs/03_embedders.ipynb #e2babbb2
 EMBEDDER_MODULES = ['crossmodal.embedders.classical', 'crossmodal.embedders.text', 'crossmodal.embedders.musicnn', 'crossmodal.embedders.pictonet',
-                    'crossmodal.embedders.paper.registry']  # imported lazily; each registers its embedders
+                    'crossmodal.embedders.paper.registry', 'crossmodal.embedders.hear']  # imported lazily; each registers its embedders
 
 def load_embedder_modules(modules:list|None=None # default: `EMBEDDER_MODULES`
                          ) -> dict:
@@ -268,13 +269,37 @@ def available_embedders(modality:str|None=None # only this modality (None: all)
     if modality is not None: table = table[table.modality == modality]
     return table.reset_index(drop=True)
 
+# %% ../../nbs/03_embedders.ipynb #63e50186
+def register_family(prefix:str, # the part before ':', e.g. 'hear'
+                    factory:Callable, # `factory(rest, **options)` returns an `Embedder`
+                    modality:str, # 'audio', 'image' or 'text'
+                    summary:str='', # one line for error messages
+                    check:Callable|None=None, # `check(rest, **options)`: None when usable here, else why not
+                    kind:str='paper' # where the weights come from: a key of `EMBEDDER_KINDS`
+                   ) -> Callable:
+    "Make every name `prefix:<rest>` an embedder built by `factory(rest, **options)`."
+    if not prefix or ':' in prefix: raise ValueError(f"crossmodal: register_family: the prefix must be a non-empty name without ':', got {prefix!r}")
+    _FAMILIES[prefix] = _Entry(f'{prefix}:*', factory, modality, summary, None, check, getattr(factory, '__module__', '?'), kind)
+    return factory
+
+def _family_member(name:str) -> _Entry|None:
+    "The entry of `name` when it is `prefix:rest` of a registered family (None otherwise)."
+    prefix, _, rest = name.partition(':')
+    family = _FAMILIES.get(prefix) if rest else None
+    if family is None: return None
+    check = None if family.check is None else functools.partial(family.check, rest)
+    return _Entry(name, functools.partial(family.factory, rest), family.modality, family.summary, None, check, family.module, family.kind)
+
 # %% ../../nbs/03_embedders.ipynb #e006aded
 def _entry(name:str) -> _Entry:
-    "The registry entry of `name`, importing the model modules first if needed; a clear error for an unknown name."
+    "The registry entry of `name` (or of a family member, `prefix:rest`), importing the model modules first if needed; a clear error for an unknown name."
     if name not in _REGISTRY: load_embedder_modules()
+    if name not in _REGISTRY and (member := _family_member(name)) is not None: return member
     if name not in _REGISTRY:
         failed = [f"{m} ({why})" for m, why in _MODULE_STATUS.items() if why]
+        families = [f"'{p}:<...>' ({e.summary})" for p, e in _FAMILIES.items()]
         raise KeyError(f"crossmodal: unknown embedder {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+                       + (f"; families: {', '.join(families)}" if families else '')
                        + (f". Modules that failed to import: {'; '.join(failed)}" if failed else ''))
     return _REGISTRY[name]
 

@@ -1,0 +1,146 @@
+"""The HEAR 2021 API both ways (`crossmodal.embedders.hear`, `crossmodal.hear`): every exported audio module keeps the
+contract (the package's own checks always; the official `hearvalidator` where TensorFlow is installed), and a HEAR
+module of one's own runs through `get_embedder('hear:...')`, the embedding cache and the retrieval metric."""
+import importlib, shutil, subprocess, sys, textwrap, warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from crossmodal.embedders.base import get_embedder, why_unavailable, embedder_kind
+from crossmodal.embedders.cache import embed_manifest
+from crossmodal.embedders.hear import HEAR_EMBEDDERS, hear_module_name, validate_hear_module
+from crossmodal.evaluate.retrieval import random_ndcg, retrieval_ndcg
+
+
+def _options(name):
+    "`model_file_path` for `name`'s module: random weights for a paper model, none for the others."
+    return 'random' if embedder_kind(name) == 'paper' else ''
+
+
+def _skip_unless_available(name):
+    why = why_unavailable(name, **({'weights': 'random'} if embedder_kind(name) == 'paper' else {}))
+    if why: pytest.skip(f'{name} cannot run here: {why}')
+
+
+# OpenL3 embeds 1-s windows every 0.1 s inside each timestamp's window (11 forwards per timestamp): its 512-d variant
+# stands for both sizes, on 0.3 s of noise; CLAP with random weights builds HTSAT and RoBERTa (minutes on 2 cores).
+CONTRACT_SECONDS = {'openl3_audio_512': 0.3}
+NOT_RUN_HERE = {'openl3_audio': 'the 512-d variant runs the same code', **{n: 'CLAP with random weights takes minutes to build on 2 cores; '
+                'its embedder tests cover it' for n in HEAR_EMBEDDERS if n.startswith('clap_')}}
+
+
+@pytest.mark.parametrize('name', HEAR_EMBEDDERS)
+def test_exported_module_keeps_the_contract(name):
+    if name in NOT_RUN_HERE: pytest.skip(NOT_RUN_HERE[name])
+    _skip_unless_available(name)
+    seconds = CONTRACT_SECONDS.get(name, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)   # zero-padding of short noise to a model's patch is stated, and expected
+        got = validate_hear_module(hear_module_name(name), _options(name), n_sounds=2, seconds=seconds)
+    hop = round(50 * got['sample_rate'] / 1000)
+    assert got['n_timestamps'] == len(range(0, int(seconds * got['sample_rate']), hop))
+    assert got['repeat_diff'] == 0.0 and got['batch_diff'] <= 1e-4
+
+
+@pytest.mark.parametrize('name', [n for n in HEAR_EMBEDDERS if embedder_kind(n) != 'paper'])
+def test_scene_embedding_is_the_registry_vector(name):
+    module = importlib.import_module(hear_module_name(name))
+    model = module.load_model()
+    clips = torch.rand((2, int(3.5 * model.sample_rate)), generator=torch.Generator().manual_seed(2)) * 2 - 1
+    np.testing.assert_array_equal(module.get_scene_embeddings(clips, model).numpy(),
+                                  get_embedder(name).embed([(c.numpy(), model.sample_rate) for c in clips]))
+
+
+TONE_HEAR = textwrap.dedent('''
+    """A deterministic HEAR module for the tests: per 64-ms frame, the energy in 16 log-spaced bands."""
+    import numpy as np, torch
+    __version__ = "1.0"
+    FRAME, HOP = 1024, 512
+    EDGES = np.geomspace(50, 8000, 17)
+    class Model(torch.nn.Module):
+        sample_rate, scene_embedding_size, timestamp_embedding_size = 16000, 16, 16
+    def load_model(model_file_path=""):
+        return Model()
+    def get_timestamp_embeddings(audio, model):
+        padded = torch.nn.functional.pad(audio, (FRAME // 2, FRAME - FRAME // 2))
+        frames = padded.unfold(1, FRAME, HOP)[:, : (audio.shape[1] + HOP - 1) // HOP]
+        power = torch.fft.rfft(frames * torch.hann_window(FRAME)).abs() ** 2
+        freqs = torch.fft.rfftfreq(FRAME, 1 / model.sample_rate)
+        bands = torch.stack([power[..., (freqs >= a) & (freqs < b)].sum(-1) for a, b in zip(EDGES[:-1], EDGES[1:])], -1)
+        stamps = torch.arange(frames.shape[1]) * (HOP * 1000.0 / model.sample_rate)
+        return torch.log1p(bands).float(), stamps.expand(audio.shape[0], -1)
+    def get_scene_embeddings(audio, model):
+        return get_timestamp_embeddings(audio, model)[0].mean(1)
+''')
+
+
+@pytest.fixture
+def tone_module(tmp_path, monkeypatch):
+    folder = tmp_path / 'modules'; folder.mkdir()
+    (folder / 'tone_hear.py').write_text(TONE_HEAR)
+    monkeypatch.syspath_prepend(str(folder))
+    sys.modules.pop('tone_hear', None)
+    yield 'tone_hear'
+    sys.modules.pop('tone_hear', None)
+
+
+def _tone_manifest(folder):
+    "Twelve clips: three pitches (the labels) x four loudnesses and phases, as wav files at 22.05 kHz."
+    rows, rate = [], 22050
+    t = np.arange(int(1.5 * rate)) / rate
+    for label, f0 in [('low', 110.0), ('mid', 440.0), ('high', 1760.0)]:
+        for k in range(4):
+            tone = (0.1 + 0.2 * k) * np.sin(2 * np.pi * f0 * t + k) + 0.3 * np.sin(2 * np.pi * 2 * f0 * t)
+            path = folder / f'{label}{k}.wav'
+            sf.write(path, tone.astype(np.float32), rate)
+            rows.append(dict(id=f'{label}{k}', path=path.name, modality='audio', label=label))
+    return pd.DataFrame(rows)
+
+
+def test_own_hear_module_through_registry_cache_and_retrieval(tone_module, tmp_path):
+    import tone_hear
+    manifest = _tone_manifest(tmp_path)
+    embedder = get_embedder(f'hear:{tone_module}')
+    vectors, stats = embed_manifest(embedder, manifest, tmp_path, batch_size=5, cache=tmp_path / 'cache', progress=False, return_stats=True)
+    assert vectors.shape == (12, 16) and stats['computed'] == 12 and stats['resampled'] == 12   # 22.05 kHz files, a 16 kHz model
+    again, stats = embed_manifest(embedder, manifest, tmp_path, cache=tmp_path / 'cache', progress=False, return_stats=True)
+    assert stats['cached'] == 12 and np.array_equal(again, vectors)
+    # the same vectors as the module gives for the resampled clips itself
+    import librosa
+    clips = [librosa.resample(sf.read(tmp_path / p, dtype='float32')[0], orig_sr=22050, target_sr=16000, res_type='soxr_hq') for p in manifest.path]
+    direct = tone_hear.get_scene_embeddings(torch.from_numpy(np.stack(clips)), tone_hear.load_model()).numpy()
+    np.testing.assert_allclose(vectors, direct, rtol=1e-5, atol=1e-5)
+    # retrieval by pitch: the quieter two clips of each pitch ask, the louder two answer; an answer of the same pitch is relevant
+    labels, loud = manifest.label.to_numpy(dtype=str), manifest.id.str[-1].astype(int).to_numpy() >= 2
+    same = (labels[~loud][:, None] == labels[loud][None, :]).astype(np.int8)
+    ndcg = retrieval_ndcg(vectors[~loud], vectors[loud], same, k=2)
+    np.testing.assert_allclose(ndcg, retrieval_ndcg(direct[~loud], direct[loud], same, k=2), atol=1e-9)
+    np.testing.assert_allclose(ndcg, 1.0)                 # band energies separate three octaves apart perfectly
+    assert random_ndcg(same, k=2).max() < 0.4             # where chance is far lower: 1/3 of answers relevant
+
+
+def test_own_module_version_keys_the_cache(tone_module, tmp_path):
+    from crossmodal.embedders.cache import embedding_cache_dir
+    first = embedding_cache_dir(get_embedder(f'hear:{tone_module}'))
+    folder = tmp_path / 'modules'
+    shutil.rmtree(folder / '__pycache__', ignore_errors=True)
+    (folder / 'tone_hear.py').write_text(TONE_HEAR.replace('__version__ = "1.0"', '__version__ = "1.1"'))
+    sys.modules.pop('tone_hear', None); importlib.invalidate_caches()
+    second = get_embedder(f'hear:{tone_module}')
+    assert second.params()['version'] == '1.1' and embedding_cache_dir(second) != first
+
+
+def _has_tensorflow_and_validator():
+    return importlib.util.find_spec('tensorflow') is not None and shutil.which('hear-validator', path=str(sys.executable).rsplit('/', 1)[0]) is not None
+
+
+@pytest.mark.skipif(not _has_tensorflow_and_validator(),
+                    reason='hearvalidator imports TensorFlow at module level: `make test-paper` installs both (the paper extra)')
+@pytest.mark.parametrize('name', [n for n in HEAR_EMBEDDERS if embedder_kind(n) != 'paper'])
+def test_official_hearvalidator(name):
+    validator = str(sys.executable).rsplit('/', 1)[0] + '/hear-validator'
+    done = subprocess.run([validator, hear_module_name(name), '--device', 'cpu'], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0 and 'Looks good!' in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
