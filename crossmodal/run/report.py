@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12f_report.ipynb #178956b8
 from __future__ import annotations
-import html
+import html, json, re
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +12,13 @@ import pandas as pd
 from ..evaluate.claims import collect_claims
 from ..core import RESULT_COLUMNS, atomic_write, cache_use, get_profile, package_data
 from .folders import read_state
-from .sections import ReproduceError
+from .sections import ReproduceError, short_name
 
 # %% auto #0
-__all__ = ['PUBLISHED_COLUMNS', 'RESULT_KEYS', 'i_can_listen_numbers', 'published_numbers', 'cache_phrase', 'collect_results',
-           'summarise_results', 'beside_published', 'markdown_table', 'comparison_note', 'report_parts',
-           'report_markdown', 'report_html', 'write_report']
+__all__ = ['PUBLISHED_COLUMNS', 'RESULT_KEYS', 'COLLAPSED', 'i_can_listen_numbers', 'published_numbers', 'cache_phrase',
+           'collect_results', 'summarise_results', 'beside_published', 'markdown_table', 'comparison_note', 'run_facts',
+           'report_parts', 'notebook_outputs', 'figure_owner', 'section_parts', 'claims_overview', 'report_markdown',
+           'report_html', 'write_report']
 
 # %% ../../nbs/12f_report.ipynb #306e734f
 PUBLISHED_COLUMNS = ['section', 'experiment', 'system', 'metric', 'published', 'source']
@@ -97,6 +98,20 @@ def comparison_note(profile:str # the run's profile
     return (f"Profile `{profile}` runs on the offline studio data and models, not the papers' datasets: the published "
             "column is context for the size of an effect, not a target this run should hit.")
 
+# %% ../../nbs/12f_report.ipynb #affbed59
+def run_facts(state:dict, # the run's `run.json`
+              status:str, # the status the report states
+              caches:pd.DataFrame|None # `cache_use(run_dir)`
+             ) -> list[str]:
+    "The report's opening lines: status, profile, seed, parameters; when and how long, how warm; machine and versions."
+    params = ', '.join(f'{k}={v!r}' for k, v in state.get('parameters', {}).items()) or 'none'
+    seconds = [e['seconds'] for e in state.get('notebooks', {}).values() if e.get('seconds') is not None]
+    when = ', '.join(f"{k} {state[k]}" for k in ('started', 'finished') if state.get(k))
+    return [f"Status {status}. Profile {state['profile']}, seed {state['seed']}, parameters {params}.",
+            f"{len(seconds)} notebooks ran for {sum(seconds) / 60:.1f} minutes{' (' + when + ')' if when else ''}, {cache_phrase(caches)}"
+            f"{' on ' + state['machine'] if state.get('machine') else ''}.",
+            f"Versions: {', '.join(f'{k} {v}' for k, v in state.get('versions', {}).items())}."]
+
 # %% ../../nbs/12f_report.ipynb #1f5ff91c
 def report_parts(run_dir:Path, # a run folder
                  state:dict, # its `run.json`
@@ -115,43 +130,118 @@ def report_parts(run_dir:Path, # a run folder
                                          "`n` > 1).", summary),
             ('Every published number the package ships', None, published)]
 
+# %% ../../nbs/12f_report.ipynb #d9fb20c5
+_FIGURE_CALL = re.compile(r"save_figure\([^,]+,\s*(f?)(['\"])(.*?)\2")
+_RESULTS_CALL = re.compile(r"Results\(\s*(['\"])(.*?)\1")
+
+def notebook_outputs(run_dir:Path # a run folder with executed notebooks in `notebooks/`
+                    ) -> dict:
+    "`{notebook stem: {'figures': [literal names or f-string prefixes], 'sections': [results sections]}}`, read from the notebooks' code."
+    found = {}
+    for path in sorted((Path(run_dir) / 'notebooks').glob('*.ipynb')):
+        try: code = '\n'.join(''.join(c.get('source', '')) for c in json.loads(path.read_text())['cells'] if c.get('cell_type') == 'code')
+        except (OSError, ValueError): continue   # an unreadable executed copy: its figures go to "Other figures"
+        figures = [(name.split('{')[0] + '*') if f else name for f, _, name in _FIGURE_CALL.findall(code)]
+        found[path.stem] = dict(figures=figures, sections=[name for _, name in _RESULTS_CALL.findall(code)])
+    return found
+
+def figure_owner(stem:str, # a figure's file name without `.png`
+                 outputs:dict # `notebook_outputs`
+                ) -> str|None:
+    "The notebook that saved the figure: the one naming it exactly, else the one with the longest matching f-string prefix."
+    exact = [nb for nb, o in outputs.items() if stem in o['figures']]
+    if exact: return exact[0]
+    prefixes = [(len(p), nb) for nb, o in outputs.items() for p in o['figures'] if p.endswith('*') and stem.startswith(p[:-1]) and len(p) > 1]
+    return max(prefixes)[1] if prefixes else None
+
+# %% ../../nbs/12f_report.ipynb #ff5bb247
+def section_parts(run_dir:Path, # a run folder
+                  state:dict, # its `run.json`
+                  results:pd.DataFrame, # its results table (`collect_results`)
+                  claims:pd.DataFrame, # its claims (`collect_claims`)
+                  figures:list[Path] # its figures
+                 ) -> list[dict]:
+    "One part per notebook that left claims, figures or numbers, in run order (`name`, `notebook`, `seconds`, `claims`, `figures`, `numbers`), then 'Other figures'."
+    outputs, parts, placed = notebook_outputs(run_dir), [], set()
+    owners = {p: figure_owner(p.stem, outputs) for p in figures}
+    for nb, entry in state['notebooks'].items():
+        sections = outputs.get(nb, {}).get('sections', [])
+        mine = [p for p in figures if owners[p] == nb]; placed.update(mine)
+        part = dict(name=short_name(nb), notebook=nb, seconds=entry.get('seconds'), claims=claims[claims.section.isin(sections)],
+                    figures=mine, numbers=int(results.section.isin(sections).sum()))
+        if len(part['claims']) or mine or part['numbers']: parts.append(part)
+    rest = [p for p in figures if p not in placed]
+    if rest: parts.append(dict(name='Other figures', notebook=None, seconds=None, claims=claims.iloc[:0], figures=rest, numbers=0))
+    return parts
+
+def _value_and_interval(row) -> str:
+    value, low, high = (row.get(k) for k in ('value', 'low', 'high'))
+    if value is None or pd.isna(value): return '—'
+    return f"{value:.3g}" + (f" [{low:.3g}, {high:.3g}]" if pd.notna(low) and pd.notna(high) else '')
+
+def claims_overview(claims:pd.DataFrame # `collect_claims` of a run
+                   ) -> pd.DataFrame:
+    "One row per claim as the report shows it: claim (source), published, this run (value [interval]), verdict, why."
+    return pd.DataFrame({'claim': [f"{r.claim} ({r.source})" for r in claims.itertuples()], 'published': claims.published.astype(str).tolist(),
+                         'this run': [_value_and_interval(r) for r in claims.to_dict('records')], 'verdict': claims.verdict.tolist(),
+                         'why': claims.reason.tolist()}, columns=['claim', 'published', 'this run', 'verdict', 'why'])
+
 # %% ../../nbs/12f_report.ipynb #636d3c3f
+COLLAPSED = ('Notebooks', 'Caches', 'This run beside the published numbers', 'Every number of this run', 'Every published number the package ships')
+
+def _claims_of(parts:list[tuple]) -> pd.DataFrame: return next(t for title, _, t in parts if title == "The papers' claims")
+
 def report_markdown(state:dict, # the run's `run.json`
                     status:str, # the status the report states
                     parts:list[tuple], # `report_parts`
-                    figures:list[Path] # the run's figures
+                    sections:list[dict], # `section_parts`
+                    caches:pd.DataFrame|None=None # `cache_use(run_dir)`, for the opening lines
                    ) -> str:
-    "The report as markdown."
-    params = ', '.join(f'`{k}={v!r}`' for k, v in state['parameters'].items()) or 'none'
-    md = [f"# crossmodal run `{state['run_id']}`\n",
-          f"Status **{status}**. Profile **{state['profile']}**, seed **{state['seed']}**, parameters {params}.  ",
-          f"Versions: {', '.join(f'{k} {v}' for k, v in state['versions'].items())}.\n"]
+    "The report as markdown: the run's facts, the claims, a part per section with its figures, the reference tables collapsed."
+    claims = _claims_of(parts)
+    counts = ', '.join(f"{n} {v}" for v, n in claims.verdict.value_counts().items())
+    md = [f"# crossmodal run `{state['run_id']}`\n", '  \n'.join(run_facts(state, status, caches)) + '\n',
+          "## The papers' claims\n", (f"{len(claims)} claims: {counts}.\n" if len(claims) else ''), markdown_table(claims_overview(claims))]
+    for part in sections:
+        md += [f"## {part['name']}\n"]
+        md += [f"- **{r.verdict}**: {r.claim} — {_value_and_interval(r._asdict())}" for r in part['claims'].itertuples()] + ([''] if len(part['claims']) else [])
+        md += [f"![{p.stem}](figures/{p.name})\n" for p in part['figures']]
+        if part['numbers']: md += [f"{part['numbers']} numbers in the table of every number, below.\n"]
     for title, sentence, table in parts:
-        if title.startswith('Every published') and figures:
-            md += ["## Figures\n"] + [f"![{p.stem}](figures/{p.name})\n" for p in figures]
-        md += [f"## {title}\n"] + ([sentence + '\n'] if sentence else []) + [markdown_table(table)]
+        if title in COLLAPSED:
+            md += [f"<details><summary>{title}</summary>\n"] + ([sentence + '\n'] if sentence else []) + [markdown_table(table), "</details>\n"]
     return '\n'.join(md)
 
 # %% ../../nbs/12f_report.ipynb #20435f44
+_STYLE = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-height:1.4}"
+          ".table{overflow-x:auto;max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
+          "text-align:left;vertical-align:top;overflow-wrap:anywhere}img{max-width:100%;height:auto}figure{margin:1em 0}"
+          "details{margin:.5em 0}summary{cursor:pointer;font-weight:bold}.supported{color:#1a7f37}.contradicted{color:#b42318}")
+
 def report_html(state:dict, # the run's `run.json`
                 status:str, # the status the report states
                 parts:list[tuple], # `report_parts`
-                figures:list[Path] # the run's figures
+                sections:list[dict], # `section_parts`
+                caches:pd.DataFrame|None=None # `cache_use(run_dir)`, for the opening lines
                ) -> str:
-    "The report as a self-contained HTML page."
-    table = lambda df: df.to_html(index=False, float_format=lambda v: f'{v:.4g}', na_rep='') if not df.empty else '<p><em>(none)</em></p>'
-    params = ', '.join(f'{k}={v!r}' for k, v in state['parameters'].items()) or 'none'
-    versions = ', '.join(f'{k} {v}' for k, v in state['versions'].items())
-    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>crossmodal run {html.escape(state['run_id'])}</title>",
-            "<style>body{font-family:sans-serif;max-width:72em;margin:2em auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}img{max-width:100%}</style></head><body>",
-            f"<h1>crossmodal run <code>{html.escape(state['run_id'])}</code></h1>",
-            f"<p>Status <b>{html.escape(status)}</b>. Profile <b>{state['profile']}</b>, seed <b>{state['seed']}</b>, "
-            f"parameters {html.escape(params)}.<br>Versions: {html.escape(versions)}.</p>"]
+    "The report as a self-contained HTML page, the same parts as `report_markdown`."
+    e = html.escape
+    table = lambda df: (f"<div class='table'>{df.to_html(index=False, float_format=lambda v: f'{v:.4g}', na_rep='')}</div>"
+                        if not df.empty else '<p><em>(none)</em></p>')
+    claims = _claims_of(parts)
+    page = [f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>crossmodal run {e(state['run_id'])}</title><style>{_STYLE}</style></head><body>",
+            f"<h1>crossmodal run <code>{e(state['run_id'])}</code></h1>", '<p>' + '<br>'.join(map(e, run_facts(state, status, caches))) + '</p>',
+            "<h2>The papers' claims</h2>", table(claims_overview(claims))]
+    for part in sections:
+        page += [f"<h2>{e(part['name'])}</h2>"]
+        if len(part['claims']): page += ['<ul>'] + [f"<li><b class='{r.verdict.split()[0]}'>{e(r.verdict)}</b>: {e(r.claim)} — "
+                                                    f"{e(_value_and_interval(r._asdict()))}</li>" for r in part['claims'].itertuples()] + ['</ul>']
+        page += [f"<figure><img src='figures/{e(p.name)}' alt='{e(p.stem)}'><figcaption>{e(p.stem)}</figcaption></figure>" for p in part['figures']]
+        if part['numbers']: page += [f"<p>{part['numbers']} numbers in the table of every number, below.</p>"]
     for title, sentence, df in parts:
-        if title.startswith('Every published') and figures:
-            page += ["<h2>Figures</h2>"] + [f"<figure><img src='figures/{p.name}'><figcaption>{p.stem}</figcaption></figure>" for p in figures]
-        page += [f"<h2>{html.escape(title)}</h2>"] + ([f"<p>{html.escape(sentence)}</p>"] if sentence else []) + [table(df)]
+        if title in COLLAPSED:
+            page += [f"<details><summary>{e(title)}</summary>"] + ([f"<p>{e(sentence)}</p>"] if sentence else []) + [table(df), '</details>']
     return '\n'.join(page + ['</body></html>'])
 
 # %% ../../nbs/12f_report.ipynb #f5bc37aa
@@ -162,9 +252,10 @@ def write_report(run_dir:Path, # a run folder
     run_dir = Path(run_dir); state = read_state(run_dir)
     results = collect_results(run_dir)
     with atomic_write(run_dir / 'results.csv') as tmp: results.to_csv(tmp, index=False)
-    parts, status = report_parts(run_dir, state, results), status or state['status']
+    parts, status, caches = report_parts(run_dir, state, results), status or state['status'], cache_use(run_dir)
     figures = sorted((run_dir / 'figures').glob('*.png')) if (run_dir / 'figures').is_dir() else []
+    sections = section_parts(run_dir, state, results, _claims_of(parts), figures)
     md_path, html_path = run_dir / 'report.md', run_dir / 'report.html'
-    with atomic_write(md_path) as tmp: tmp.write_text(report_markdown(state, status, parts, figures))
-    with atomic_write(html_path) as tmp: tmp.write_text(report_html(state, status, parts, figures))
+    with atomic_write(md_path) as tmp: tmp.write_text(report_markdown(state, status, parts, sections, caches))
+    with atomic_write(html_path) as tmp: tmp.write_text(report_html(state, status, parts, sections, caches))
     return md_path, html_path
