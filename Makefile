@@ -33,9 +33,10 @@ $(VENV)/.installed: setup.py settings.ini constraints.txt assets/install_lightfm
 	$(BIN)/python -m pip install --quiet -c constraints.txt --upgrade pip
 	# the cluster extra (Ray) is installed too, so the tests exercise the Ray backends; the local path never imports it
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cluster]"
-	# musicnn (weights of the four checkpoints), laion-clap and hearbaseline (the HEAR organisers' baseline, a real
-	# third-party HEAR module for the adapter's tests) pin ancient numpy in their metadata: no deps
-	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap hearbaseline
+	# musicnn (weights of the four checkpoints), laion-clap, hearbaseline (the HEAR organisers' baseline, a real third-party
+	# HEAR module for the adapter's tests) and hearvalidator (the official HEAR checker) pin ancient numpy or a TensorFlow
+	# in their metadata: no deps
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps musicnn laion-clap hearbaseline hearvalidator
 	# LightFM (WARP, the authors' CF model) has only an sdist that pip's build hooks cannot build: built from setup.py
 	$(BIN)/python assets/install_lightfm.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -63,10 +64,9 @@ lock:
 install-paper: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cluster,paper]"
 
-# The tests that need the paper extra: the official HEAR validator (2021.0.2; it imports TensorFlow at module level, and
-# its metadata would pull in another TensorFlow: no deps) on every exported audio module, and the paper models' tests.
+# The tests that need the paper extra: the official HEAR validator (it imports TensorFlow at module level) with the real
+# TensorFlow on every exported audio module, and the paper models' tests.
 test-paper: install-paper
-	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps hearvalidator
 	$(BIN)/python -m pytest -q tests/test_hear.py tests/test_paper_embedders.py
 
 assets: system-packages npm-packages
