@@ -168,3 +168,15 @@ def test_official_hearvalidator_catches_a_broken_module(monkeypatch, tmp_path):
     with pytest.raises(validate.ModelError, match='Timestamps should occur at regular intervals'):
         validate.ValidateModel('uneven_hear', '', device='cpu')()
     sys.modules.pop('hearvalidator.validate', None)
+
+
+def test_own_module_joins_the_wu_selection_grid(tone_module):
+    "A grid that names 'hear:<module>' (profile_overrides={'grid_audio_embedders': [...]}) gets it as one of its audio embedders."
+    from crossmodal.embedders.choice import resolve_embedder, usable_embedders
+    from crossmodal.evaluate.retrieval import selection_grid
+    available = usable_embedders('tiny', include=(f'hear:{tone_module}', 'hog_colour', 'mfcc'))
+    row = available.set_index('name').loc[f'hear:{tone_module}']
+    assert bool(row.available) and row.dim == 16 and row.modality == 'audio'
+    grid = selection_grid(['mfcc', f'hear:{tone_module}'], ['hog_colour'], available, verbose=False)
+    assert grid.audio.tolist() == ['mfcc', f'hear:{tone_module}'] and grid.audio_dim.tolist()[1] == 16
+    assert resolve_embedder(f'hear:{tone_module}', 'audio', 'tiny')[0] == f'hear:{tone_module}'

@@ -256,12 +256,25 @@ def _why_not(entry, options:dict|None=None) -> str|None:
     except Exception as e: return f"availability check failed: {type(e).__name__}: {e}"
 
 # %% ../../nbs/03_embedders.ipynb #77ae6f71
-def available_embedders(modality:str|None=None # only this modality (None: all)
+def _member_row(name:str) -> dict|None:
+    "A table row for family member `name` (its dim from building it, when it can be built); None for an unknown name."
+    entry = _family_member(name)
+    if entry is None: return None
+    why = _why_not(entry)
+    if why is None:
+        try: dim = int(entry.factory().dim)
+        except Exception as e: why, dim = f"building it failed: {type(e).__name__}: {e}", None
+    else: dim = None
+    return dict(name=name, modality=entry.modality, dim=dim, summary=entry.summary, kind=entry.kind, module=entry.module, why_not=why)
+
+def available_embedders(modality:str|None=None, # only this modality (None: all)
+                        include:tuple=() # family members to list too, e.g. `('hear:my_module',)`: grids that name them
                        ) -> pd.DataFrame:
-    "Every registered embedder (name, modality, dim, summary, available, kind, module, why_not), plus a row per model module that failed to import."
+    "Every registered embedder (name, modality, dim, summary, available, kind, module, why_not), the family members in `include`, and a row per model module that failed to import."
     load_embedder_modules()
     rows = [dict(name=e.name, modality=e.modality, dim=e.dim, summary=e.summary, kind=e.kind, module=e.module,
                  why_not=_why_not(e)) for e in _REGISTRY.values()]
+    rows += [row for n in dict.fromkeys(include) if n not in _REGISTRY and (row := _member_row(str(n))) is not None]
     rows += [dict(name=f'{m}.*', modality=None, dim=None, summary='(model module)', kind=None, module=m, why_not=why)
              for m, why in _MODULE_STATUS.items() if why is not None]
     table = pd.DataFrame(rows, columns=['name', 'modality', 'dim', 'summary', 'kind', 'module', 'why_not'])

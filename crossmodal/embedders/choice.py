@@ -27,19 +27,20 @@ def embedder_options(name:str, # a registered embedder
                     ) -> dict:
     "Options for `get_embedder(name, ...)` in a run of `profile`."
     if name == 'pictonet': return dict(profile=get_profile(profile).name, train_if_missing=False)
-    if weights is not None and embedder_kind(name) == 'paper': return dict(weights=weights)
+    if weights is not None and ':' not in name and embedder_kind(name) == 'paper': return dict(weights=weights)   # a family member loads its own
     return {}
 
 # %% ../../nbs/03o_embedder_choice.ipynb #5a7ab471
 WEIGHTS_CHOICES = (None, 'random')  # the paper models' real weights, or random ones (a wiring test)
 
 def usable_embedders(profile:str|Profile='studio', # the run's profile (the pictogram encoder: that profile's weights)
-                     weights:str|None=None # 'random': the paper models built without their weights files (a wiring test)
+                     weights:str|None=None, # 'random': the paper models built without their weights files (a wiring test)
+                     include:tuple=() # family members to judge too (`available_embedders`), e.g. a grid's 'hear:<module>'
                     ) -> pd.DataFrame:
     "`available_embedders()`, each embedder judged with the options a run of `profile` builds it with (`embedder_options`)."
     if weights not in WEIGHTS_CHOICES:
         raise ValueError(f"crossmodal: weights must be None (the real ones) or 'random', got {weights!r}")
-    table = available_embedders()
+    table = available_embedders(include=include)
     for i, name in table.name.items():
         if not name.endswith('.*'): table.loc[i, 'why_not'] = why_unavailable(name, **embedder_options(name, profile, weights))
     table['available'] = table.why_not.isna()
@@ -62,7 +63,7 @@ def resolve_embedder(name:str|None, # wanted embedder (None: the first available
                      available:pd.DataFrame|None=None # `usable_embedders(profile, weights)` (None: ask the registry)
                     ) -> tuple:
     "`(name, note)`: `name` when registered and available for `modality`, else the first available preferred one; `note` says why (None when no fallback)."
-    full = usable_embedders(profile, weights) if available is None else available
+    full = usable_embedders(profile, weights, include=(name,) if name and ':' in name else ()) if available is None else available
     table = full[full.modality == modality].set_index('name')
     ok = lambda n: n in table.index and bool(table.loc[n, 'available'])
     if name is not None and ok(name): return name, None
