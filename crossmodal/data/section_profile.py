@@ -18,7 +18,9 @@ def studio_rendered(seed:int=0, # the render's seed
                     root:Path|str|None=None # parent folder of renders (default `data_home()/'studio'`)
                    ) -> bool:
     "Whether the studio audio of `seed` is rendered and finished on this machine (its folder holds `.done`)."
-    return (audio_folder('studio', seed, root=root) / '.done').exists()
+    try: folder = audio_folder('studio', seed, root=root)
+    except FileNotFoundError: return False   # its SoundFonts are not installed here: nothing can have been rendered
+    return (folder / '.done').exists()
 
 # %% ../../nbs/02q_section_profile.ipynb #f64b6f5f
 def section_profile(profile:str|None, # the parameters cell's value (None: decide)
