@@ -41,8 +41,7 @@ README_HEADLINES = [
              'modalities together (AudioSet clips and frames, YAMNet and ResNet50)'),
     Headline(('classification', 'zero-shot', 'MMT / best SM (test image)', 'macro-F1 ratio'),
              'Zero-shot macro-F1 on image, translated classifier trained on audio over the image-only one (Wu et al. §4.2)', None,
-             f'studio: {_STUDIO}, the embedding pair the retrieval section chose; Wu et al. give one "almost 70%" for both '
-             'modalities together (AudioSet clips and frames, YAMNet and ResNet50)'),
+             'the same setups as the line above'),
     Headline(('metric_learning', 'linear metric learning 1-NN', 'LDA', 'accuracy'),
              'Instrument 1-NN accuracy after LDA (ISMIR 2020 metric-learning tutorial)', False,
              'studio: notes of a held-out SoundFont, MFCCs; the tutorial: NSynth notes, 33 hand-made features',
