@@ -83,9 +83,10 @@ def api_markdown(module:str # e.g. 'crossmodal.embedders.hear'
     return '\n\n'.join(parts)   # blank lines around show_doc's rules: a rule right under a line would make it a heading
 
 def package_modules() -> list[str]:
-    "Every module of the package that nbdev exported, in name order."
-    from crossmodal import _modidx
-    return sorted(m for m in _modidx.d['syms'] if m.split('.')[0] == 'crossmodal')
+    "Every public module of the package (none whose name starts with '_'), in name order."
+    import pkgutil, crossmodal
+    found = [m.name for m in pkgutil.walk_packages(crossmodal.__path__, 'crossmodal.') if not m.ispkg]
+    return sorted(m for m in found if not any(part.startswith('_') for part in m.split('.')))
 
 # %% ../../nbs/12k_docs.ipynb #12144fe4
 def _report_page(run_dir:Path, docs:Path) -> str:
