@@ -215,7 +215,7 @@ def report_markdown(state:dict, # the run's `run.json`
 # %% ../../nbs/12f_report.ipynb #20435f44
 _STYLE = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-height:1.4}"
           ".table{overflow-x:auto;max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
-          "text-align:left;vertical-align:top;overflow-wrap:anywhere}img{max-width:min(100%,56em);height:auto}figure{margin:1em 0}"
+          "text-align:left;vertical-align:top;overflow-wrap:break-word}img{max-width:min(100%,56em);height:auto}figure{margin:1em 0}"
           "details{margin:.5em 0}summary{cursor:pointer;font-weight:bold}.supported{color:#1a7f37}.contradicted{color:#b42318}")
 
 def report_html(state:dict, # the run's `run.json`
