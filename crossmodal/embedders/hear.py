@@ -133,9 +133,10 @@ def validate_hear_module(module:str, # import name of the HEAR module
     repeat_diff = float((again - scene).abs().max())
     if repeat_diff > 1e-6 * max(1.0, float(scene.abs().max())):
         _broken(module, f"not deterministic: a second call's scene embeddings differ by {repeat_diff:.3g}")
-    batch_diff = max(float((singles - scene).abs().max()), float((first[0] - frames[0]).abs().max()) if first.shape == frames[:1].shape else float('inf'))
-    if not (torch.allclose(singles, scene, atol=atol, rtol=1e-4) and first.shape == frames[:1].shape
-            and torch.allclose(first[0], frames[0], atol=atol, rtol=1e-4)):
+    if first.shape != frames[:1].shape:
+        _broken(module, f"a sound alone gets timestamp embeddings of shape {tuple(first.shape)}, in a batch {tuple(frames[:1].shape)}")
+    batch_diff = max(float((singles - scene).abs().max()), float((first[0] - frames[0]).abs().max()))
+    if not (torch.allclose(singles, scene, atol=atol, rtol=1e-4) and torch.allclose(first[0], frames[0], atol=atol, rtol=1e-4)):
         _broken(module, f"a batch's embeddings differ from its sounds embedded one by one by {batch_diff:.3g}")
     return dict(module=module, sample_rate=int(model.sample_rate), scene_embedding_size=int(model.scene_embedding_size),
                 timestamp_embedding_size=int(model.timestamp_embedding_size), n_timestamps=int(frames.shape[1]),
